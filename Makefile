@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO_POOL := demo-pool
+DEMO_LAKE := demo-lake
+
+.PHONY: demo test install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-demo: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $@
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed-demo
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/soclake sample-pool $(DEMO_POOL)
+	$(BIN)/soclake ingest soc $(DEMO_POOL)/segments --lake $(DEMO_LAKE) --source-name sample \
+	    --quality $(DEMO_POOL)/segments/segment_quality.json
+	$(BIN)/soclake ingest backgrounds $(DEMO_POOL)/backgrounds --lake $(DEMO_LAKE) --source-name sample-bg
+	$(BIN)/soclake info --lake $(DEMO_LAKE)
+	$(BIN)/soclake sql --lake $(DEMO_LAKE) \
+	    "SELECT category, count(*) AS segments, count(DISTINCT subcategory) AS subcategories, any_value(dominant_color) AS a_colour FROM filter_4 GROUP BY category ORDER BY category"
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(DEMO_POOL) $(DEMO_LAKE)

@@ -1,0 +1,126 @@
+"""The `soclake` command line: parses arguments and calls the Python API, nothing more."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from soclake.errors import SoclakeError
+
+
+def _lake_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lake", default=os.environ.get("SOCLAKE_LAKE"),
+                   help="lake root: a folder or an fsspec URI (default: $SOCLAKE_LAKE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="soclake", description="A data lakehouse for synthetic "
+                                 "object-composition datasets.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="ingest segments or backgrounds from a source layout",
+                       description="Ingest a source into the lake. Items already in the lake are skipped; "
+                       "bad items become rows of the rejects table and never stop the run.")
+    p.add_argument("layout", choices=["soc", "folders", "coco", "sod", "backgrounds"])
+    p.add_argument("source", help="pool root (soc, folders, backgrounds), instances JSON (coco) or a "
+                   "folder holding images/ and masks/ (sod)")
+    _lake_arg(p)
+    p.add_argument("--source-name", help="name of the source in the lake (default: the folder name)")
+    p.add_argument("--metadata", help="soc: metadata JSON keyed category_subcategory "
+                   "(default: the one *metadata*.json in SOURCE)")
+    p.add_argument("--quality", help="soc: quality-flag JSON keyed by relative path "
+                   "(default: SOURCE/segment_quality.json if present)")
+    p.add_argument("--category", help="sod: category of every pair (default: the source folder name)")
+    p.add_argument("--distractors", help="folders: a folder of unlabelled distractor cut-outs")
+    p.add_argument("--images", help="coco: images folder (default: images/ beside the JSON)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--max-pixels", type=int, default=None, help="reject images above this many pixels")
+    p.add_argument("--retry-rejects", action="store_true", help="process items rejected by earlier runs again")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a progress bar (default: when stderr is a terminal)")
+
+    p = sub.add_parser("sql", help="run SQL over the lake's tables and views",
+                       description="Tables and views go by plain names: segments, backgrounds, categories, "
+                       "rejects, filter_0 ... filter_4, category_counts, source_summary, ...")
+    p.add_argument("query")
+    _lake_arg(p)
+    p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table",
+                   help="json writes one object per line (JSON Lines)")
+    p.add_argument("--out", help="write to this file instead of standard output (needed for parquet)")
+    p.add_argument("--limit", type=int, default=100, help="rows shown by --format table (default 100)")
+
+    p = sub.add_parser("info", help="tables, row counts, categories, sources and bytes of a lake")
+    _lake_arg(p)
+
+    p = sub.add_parser("sample-pool", help="write the built-in sample pool (SOC layout + backgrounds)")
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ids", type=int, default=3, help="segments per subcategory")
+    return ap
+
+
+def _need_lake(args) -> str:
+    if not args.lake:
+        raise SoclakeError("no lake given; pass --lake PATH or set SOCLAKE_LAKE")
+    return args.lake
+
+
+def cmd_ingest(args) -> int:
+    from soclake.ingest import ingest
+    from soclake.lake import Lake
+    lake = Lake(_need_lake(args), create=True)
+    options = {k: v for k, v in {"metadata": args.metadata, "quality": args.quality, "category": args.category,
+                                 "distractors": args.distractors, "images": args.images}.items() if v}
+    if args.max_pixels:
+        options["max_pixels"] = args.max_pixels
+    summary = ingest(lake, args.layout, args.source, source_name=args.source_name, workers=args.workers,
+                     retry_rejects=args.retry_rejects, progress=args.progress, **options)
+    print(summary.describe())
+    if summary.rejected:
+        print(f"see the reasons: soclake sql --lake {args.lake} \"SELECT source_uri, reason, detail FROM "
+              f"rejects WHERE ingest_run = '{summary.run}'\"")
+    return 0
+
+
+def cmd_sql(args) -> int:
+    from soclake.lake import Lake
+    from soclake.output import write_result
+    lake = Lake(_need_lake(args))
+    write_result(lake.con, args.query, args.format, args.out, args.limit)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from soclake.lake import Lake
+    from soclake.output import print_info
+    print_info(Lake(_need_lake(args)))
+    return 0
+
+
+def cmd_sample_pool(args) -> int:
+    from soclake.sample_pool import write_sample_pool
+    counts = write_sample_pool(args.out, seed=args.seed, ids=args.ids)
+    print(f"sample pool in {args.out}: {json.dumps(counts)}")
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SoclakeError as e:
+        print(f"soclake: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if type(e).__module__.startswith("duckdb"):
+            print(f"soclake: SQL error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

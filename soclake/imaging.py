@@ -1,0 +1,258 @@
+"""Pixel operations shared by ingest and render: safe decoding, canonical RGBA crops,
+premultiplied-alpha resizing, pyramid levels, lossless level codec and segment statistics.
+
+Nothing here touches the lake; every function is pure over arrays and bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from soclake.errors import RejectedItem
+
+cv2.setNumThreads(1)  # parallelism comes from worker processes; threads only add contention
+
+MASK_THRESHOLD = 128
+"""Lake-wide: a pixel belongs to a segment's mask where its alpha is >= 128 (of 255)."""
+
+MAX_PIXELS = 100_000_000
+"""Images above this many pixels are rejected before decoding (decompression bombs)."""
+
+ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"}
+
+
+def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open encoded image bytes lazily, rejecting non-images, odd formats and bombs."""
+    if not data:
+        raise RejectedItem("empty_file", "the file has zero bytes; re-export it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise RejectedItem("too_large", f"{e}; shrink the image below {max_pixels} pixels") from None
+    except Exception as e:  # PIL raises several types for garbage input
+        raise RejectedItem("not_an_image", f"cannot identify image ({type(e).__name__}); "
+                           "check that the file is a PNG/JPEG/WebP") from None
+    if im.format not in ALLOWED_FORMATS:
+        raise RejectedItem("unsupported_format", f"format {im.format} is not one of {sorted(ALLOWED_FORMATS)}")
+    if im.width * im.height > max_pixels:
+        raise RejectedItem("too_large", f"{im.width}x{im.height} exceeds the limit of {max_pixels} "
+                           "pixels; shrink the image or raise --max-pixels")
+    if im.width < 1 or im.height < 1:
+        raise RejectedItem("empty_image", "image has no pixels")
+    return im
+
+
+def _decode_fast_rgba(data: bytes) -> np.ndarray | None:
+    """OpenCV decodes 8-bit RGBA PNGs ~25% faster than Pillow; None when it cannot."""
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.ndim != 3 or arr.shape[2] != 4:
+        return None
+    if arr.dtype == np.uint16:
+        arr = (arr >> 8).astype(np.uint8)
+    return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+
+
+def has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)
+
+
+def decode_rgba(data: bytes, max_pixels: int = MAX_PIXELS, require_alpha: bool = True) -> np.ndarray:
+    """Decode to an HxWx4 uint8 RGBA array. Without an alpha channel: rejected, or opaque."""
+    im = open_image(data, max_pixels)
+    if require_alpha and not has_alpha(im):
+        raise RejectedItem("no_alpha", f"mode {im.mode} has no alpha channel; a cut-out needs "
+                           "transparency (save it as an RGBA PNG)")
+    if im.format == "PNG" and im.mode == "RGBA":
+        arr = _decode_fast_rgba(data)
+        if arr is not None and arr.shape[:2] == (im.height, im.width):
+            return arr
+    return np.asarray(_load(im).convert("RGBA"))
+
+
+def decode_rgb(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode to an HxWx3 uint8 RGB array (alpha, if any, is dropped)."""
+    im = _load(open_image(data, max_pixels))
+    if im.mode == "RGB":
+        return np.asarray(im)
+    if im.mode == "I;16" or im.mode.startswith("I"):
+        im = Image.fromarray((np.asarray(im, dtype=np.uint32) >> 8).astype(np.uint8))
+    return np.asarray(im.convert("RGB"))
+
+
+def decode_gray(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode a mask image to HxW uint8 (16-bit masks are scaled down, colour masks averaged)."""
+    im = _load(open_image(data, max_pixels))
+    if im.mode in ("I;16", "I;16B", "I"):
+        return (np.asarray(im, dtype=np.uint32) >> 8).astype(np.uint8)
+    if im.mode in ("RGBA", "LA") and np.asarray(im.getchannel("A")).min() < 255:
+        return np.asarray(im.getchannel("A"))
+    return np.asarray(im.convert("L"))
+
+
+def _load(im: Image.Image) -> Image.Image:
+    try:
+        im.load()
+    except Exception as e:
+        raise RejectedItem("corrupt", f"image data is truncated or corrupt ({e}); re-export the file") from None
+    return im
+
+
+# ----------------------------------------------------------------------------- crops
+def alpha_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Tight (x0, y0, x1, y1) box of alpha > 0 (exclusive ends), or None if fully transparent."""
+    rows = np.flatnonzero(alpha.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(alpha[rows[0]:rows[-1] + 1].any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def canonical_crop(rgba: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """Crop RGBA tightly to alpha > 0 and zero the colour of transparent pixels.
+
+    Returns the crop and its (x, y) offset. Raises RejectedItem for fully transparent input.
+    """
+    box = alpha_box(rgba[..., 3])
+    if box is None:
+        raise RejectedItem("fully_transparent", "alpha is 0 everywhere; nothing to cut out")
+    x0, y0, x1, y1 = box
+    crop = np.array(rgba[y0:y1, x0:x1], copy=True)
+    crop[crop[..., 3] == 0, :3] = 0
+    if not (crop[..., 3] >= MASK_THRESHOLD).any():
+        raise RejectedItem("faint_alpha", f"alpha never reaches {MASK_THRESHOLD}; no pixel would be "
+                           "labelled (is the mask scaled 0-1 instead of 0-255?)")
+    return crop, (x0, y0)
+
+
+def content_id(crop: np.ndarray) -> str:
+    """Stable segment id: sha256 of the crop's shape and canonical RGBA bytes (32 hex chars)."""
+    h = hashlib.sha256(f"{crop.shape[1]}x{crop.shape[0]}:".encode())
+    h.update(np.ascontiguousarray(crop).data)
+    return h.hexdigest()[:32]
+
+
+# ----------------------------------------------------------------------------- resizing
+def resize_rgba(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize straight-alpha RGBA through premultiplied alpha (no dark fringes)."""
+    if (width, height) == (rgba.shape[1], rgba.shape[0]):
+        return rgba
+    shrinking = width < rgba.shape[1] and height < rgba.shape[0]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    a = rgba[..., 3:4].astype(np.float32) * np.float32(1 / 255)
+    prem = np.concatenate([rgba[..., :3].astype(np.float32) * a, a * 255], axis=2)
+    out = cv2.resize(prem, (width, height), interpolation=interp)
+    alpha = out[..., 3]
+    rgb = out[..., :3] * (255 / np.maximum(alpha, 1e-3))[..., None]
+    res = np.empty((height, width, 4), np.uint8)
+    res[..., :3] = np.clip(rgb + 0.5, 0, 255)
+    res[..., 3] = np.clip(alpha + 0.5, 0, 255)
+    res[res[..., 3] == 0, :3] = 0
+    return res
+
+
+def level_sides(longest: int, max_side: int = 1024, min_side: int = 32) -> list[int]:
+    """Longest sides of the pyramid: the native size (capped at max_side), then every power
+    of two below it down to min_side. Halving keeps the decode of the level a renderer picks
+    within 4x the pixels it pastes."""
+    top = min(longest, max_side)
+    sides = [top]
+    s = 1 << (top - 1).bit_length() - 1 if top > 1 else 1
+    while s >= min_side:
+        if s < top:
+            sides.append(s)
+        s //= 2
+    return sides
+
+
+def scaled_size(width: int, height: int, side: int) -> tuple[int, int]:
+    longest = max(width, height)
+    if side >= longest:
+        return width, height
+    f = side / longest
+    return max(1, round(width * f)), max(1, round(height * f))
+
+
+def pyramid(crop: np.ndarray, sides: list[int]) -> list[np.ndarray]:
+    """Levels of `crop` at the given longest sides, each resized from the previous one."""
+    levels, prev = [], crop
+    for side in sides:
+        w, h = scaled_size(crop.shape[1], crop.shape[0], side)
+        prev = resize_rgba(prev, w, h)
+        levels.append(prev)
+    return levels
+
+
+# ----------------------------------------------------------------------------- level codec
+def encode_level(rgba: np.ndarray) -> bytes:
+    """Lossless WebP (fastest method): smallest and about 2x faster to decode than PNG here."""
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "WEBP", lossless=True, quality=0, method=0, exact=True)
+    return buf.getvalue()
+
+
+def decode_level(data: bytes) -> np.ndarray:
+    im = Image.open(io.BytesIO(data))
+    return np.asarray(im.convert("RGBA") if im.mode != "RGBA" else im)
+
+
+# ----------------------------------------------------------------------------- statistics
+def mask_stats(alpha: np.ndarray) -> dict:
+    """alpha_area, alpha_fraction, alpha_components, soft_edge_fraction of a crop's alpha."""
+    mask = (alpha >= MASK_THRESHOLD).astype(np.uint8)
+    area = int(mask.sum())
+    n, _ = cv2.connectedComponents(mask, connectivity=8)
+    nonzero = int(np.count_nonzero(alpha))
+    soft = nonzero - int(np.count_nonzero(alpha == 255))
+    return {
+        "alpha_area": area,
+        "alpha_fraction": area / alpha.size,
+        "alpha_components": int(n - 1),
+        "soft_edge_fraction": soft / nonzero if nonzero else 0.0,
+    }
+
+
+COLOR_NAMES = ("black", "white", "grey", "red", "orange", "yellow", "green", "blue",
+               "purple", "pink", "brown")
+
+
+def color_names_of(rgb: np.ndarray) -> np.ndarray:
+    """Basic colour name index (into COLOR_NAMES) of each RGB pixel, by CIE LCh rules."""
+    lab = cv2.cvtColor(rgb.reshape(-1, 1, 3).astype(np.float32) / 255, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    L, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
+    C = np.hypot(a, b)
+    h = np.degrees(np.arctan2(b, a)) % 360
+    out = np.full(L.shape, COLOR_NAMES.index("grey"), np.uint8)
+    hue_bins = [(345, 55, "red"), (55, 85, "orange"), (85, 115, "yellow"), (115, 200, "green"),
+                (200, 315, "blue"), (315, 345, "purple")]
+    for lo, hi, name in hue_bins:
+        sel = ((h >= lo) | (h < hi)) if lo > hi else ((h >= lo) & (h < hi))
+        out[sel] = COLOR_NAMES.index(name)
+    red_or_purple = np.isin(out, [COLOR_NAMES.index("red"), COLOR_NAMES.index("purple")])
+    out[red_or_purple & (L > 65)] = COLOR_NAMES.index("pink")
+    brownish = (((h >= 45) & (h < 90) & (L < 55)) | ((h >= 20) & (h < 45) & (C < 45) & (L < 50)))
+    out[brownish] = COLOR_NAMES.index("brown")
+    achromatic = C < 12
+    out[achromatic] = COLOR_NAMES.index("grey")
+    out[achromatic & (L < 20)] = COLOR_NAMES.index("black")
+    out[achromatic & (L > 85)] = COLOR_NAMES.index("white")
+    out[(L < 12)] = COLOR_NAMES.index("black")
+    return out
+
+
+def dominant_color(rgba: np.ndarray) -> str:
+    """Most frequent basic colour name over the pixels with alpha >= MASK_THRESHOLD."""
+    if rgba.shape[2] == 4:
+        pixels = rgba[rgba[..., 3] >= MASK_THRESHOLD][:, :3]
+    else:
+        pixels = rgba.reshape(-1, 3)
+    if pixels.size == 0:
+        return "grey"
+    counts = np.bincount(color_names_of(pixels), minlength=len(COLOR_NAMES))
+    return COLOR_NAMES[int(counts.argmax())]

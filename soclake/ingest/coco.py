@@ -1,0 +1,185 @@
+"""Layout `coco`: a COCO instances JSON plus its images; every non-crowd instance becomes
+a segment (RGBA crop of the photo, alpha from the mask decoded by pycocotools).
+
+The JSON is streamed with ijson into staged Parquet and grouped per image in DuckDB, so
+memory does not grow with the number of annotations. Crowd annotations are skipped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from typing import Iterator
+
+import duckdb
+import ijson
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pycocotools import mask as mask_utils
+
+from soclake import imaging
+from soclake.errors import RejectedItem, SoclakeError
+from soclake.ingest.engine import Cutout, IngestOptions, Task, check_category, check_relpath
+from soclake.ingest.files import read_file
+
+KIND = "segments"
+
+ANN_SCHEMA = pa.schema([("ann_id", pa.int64()), ("image_id", pa.int64()), ("category_id", pa.int64()),
+                        ("segmentation", pa.string()), ("bbox", pa.list_(pa.float64()))])
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RejectedItem("bad_annotation", f"{what} is not a finite number: {value!r}")
+    return float(value)
+
+
+def _check_annotation(ann: object) -> dict | None:
+    """A validated annotation row, None for crowd annotations, RejectedItem for bad ones."""
+    if not isinstance(ann, dict):
+        raise RejectedItem("bad_annotation", "annotation is not an object")
+    for key in ("id", "image_id", "category_id", "segmentation"):
+        if key not in ann:
+            raise RejectedItem("bad_annotation", f"annotation lacks '{key}'")
+    if ann.get("iscrowd", 0):
+        return None
+    bbox = ann.get("bbox", [0, 0, 1, 1])
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        raise RejectedItem("bad_annotation", f"bbox must be [x, y, w, h], got {bbox!r}")
+    bbox = [_number(v, "bbox value") for v in bbox]
+    if bbox[2] < 0 or bbox[3] < 0:
+        raise RejectedItem("bad_annotation", f"bbox has a negative size: {bbox}")
+    seg = ann["segmentation"]
+    if not (isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg)) and \
+            not (isinstance(seg, dict) and "counts" in seg and "size" in seg):
+        raise RejectedItem("bad_annotation", "segmentation must be polygons (lists of >= 3 points) or an RLE")
+    if isinstance(seg, list):
+        for poly in seg:
+            for v in poly:
+                _number(v, "polygon coordinate")
+    return {"ann_id": int(_number(ann["id"], "id")), "image_id": int(_number(ann["image_id"], "image_id")),
+            "category_id": int(_number(ann["category_id"], "category_id")),
+            "segmentation": json.dumps(seg), "bbox": bbox}
+
+
+def _stage(path: str, tmp: str) -> tuple[dict, dict, list[tuple[str, str, str]]]:
+    """Stream images, categories and annotations; annotations go to Parquet at `tmp`."""
+    name = os.path.basename(path)
+    rejects: list[tuple[str, str, str]] = []
+    images, categories = {}, {}
+    try:
+        with open(path, "rb") as f:
+            for img in ijson.items(f, "images.item", use_float=True):
+                try:
+                    images[int(img["id"])] = (check_relpath(img["file_name"], "file_name"),
+                                              int(img.get("width", 0)), int(img.get("height", 0)))
+                except (KeyError, TypeError, ValueError):
+                    rejects.append((f"{name}#image", "bad_image_entry", f"image entry {str(img)[:120]} "
+                                    "lacks an integer id or a file_name"))
+                except RejectedItem as r:
+                    rejects.append((f"{name}#image={img.get('id')}", r.reason, r.detail))
+        with open(path, "rb") as f:
+            for cat in ijson.items(f, "categories.item", use_float=True):
+                try:
+                    categories[int(cat["id"])] = str(cat["name"])
+                except (KeyError, TypeError, ValueError):
+                    rejects.append((f"{name}#category", "bad_category", f"category {str(cat)[:120]} lacks id/name"))
+        writer = pq.ParquetWriter(tmp, ANN_SCHEMA)
+        seen: set[int] = set()
+        rows: list[dict] = []
+        with open(path, "rb") as f:
+            for ann in ijson.items(f, "annotations.item", use_float=True):
+                uri = f"{name}#ann={ann.get('id') if isinstance(ann, dict) else '?'}"
+                try:
+                    row = _check_annotation(ann)
+                except RejectedItem as r:
+                    rejects.append((uri, r.reason, r.detail))
+                    continue
+                if row is None:
+                    continue
+                if row["ann_id"] in seen:
+                    rejects.append((uri, "duplicate_id", "annotation id appears twice; ids must be unique"))
+                    continue
+                if row["image_id"] not in images or row["category_id"] not in categories:
+                    rejects.append((uri, "dangling_reference", f"image_id {row['image_id']} or category_id "
+                                    f"{row['category_id']} is not defined in the file"))
+                    continue
+                seen.add(row["ann_id"])
+                rows.append(row)
+                if len(rows) >= 50_000:
+                    writer.write_table(pa.Table.from_pylist(rows, ANN_SCHEMA))
+                    rows = []
+        writer.write_table(pa.Table.from_pylist(rows, ANN_SCHEMA))
+        writer.close()
+    except (ijson.JSONError, UnicodeDecodeError, OSError) as e:
+        raise SoclakeError(f"COCO file {path} is not valid JSON ({type(e).__name__}: {str(e)[:200]}); "
+                           "fix the file and ingest again") from None
+    return images, categories, rejects
+
+
+def scan(source: str, options: IngestOptions) -> Iterator[Task]:
+    if not os.path.isfile(source):
+        raise SoclakeError(f"coco source {source!r} must be an instances JSON file")
+    images_dir = options.layout.get("images") or os.path.join(os.path.dirname(os.path.abspath(source)), "images")
+    if not os.path.isdir(images_dir):
+        raise SoclakeError(f"images folder {images_dir!r} does not exist; pass --images DIR")
+    fd, tmp = tempfile.mkstemp(prefix="soclake-coco-", suffix=".parquet")
+    os.close(fd)
+    try:
+        images, categories, rejects = _stage(source, tmp)
+        for uri, reason, detail in rejects:
+            yield Task(uri=uri, reject=(reason, detail))
+        con = duckdb.connect()
+        grouped = con.execute("SELECT image_id, list(struct_pack(ann_id, category_id, segmentation, bbox) "
+                              "ORDER BY ann_id) FROM read_parquet(?) GROUP BY image_id ORDER BY image_id", [tmp])
+        while batch := grouped.fetchmany(256):
+            for image_id, anns in batch:
+                file_name, width, height = images[image_id]
+                for a in anns:
+                    a["category"] = categories[a.pop("category_id")]
+                yield Task(uri=file_name, path=os.path.join(images_dir, file_name),
+                           extra={"width": width, "height": height, "anns": anns})
+        con.close()
+    finally:
+        os.unlink(tmp)
+
+
+def instance_mask(segmentation: object, height: int, width: int) -> np.ndarray:
+    """Binary HxW uint8 mask of a COCO polygon list or RLE (compressed or not)."""
+    if isinstance(segmentation, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation["counts"], list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = dict(segmentation)
+        if isinstance(rle["counts"], str):
+            rle["counts"] = rle["counts"].encode()
+    if list(rle["size"]) != [height, width]:
+        raise RejectedItem("size_mismatch", f"RLE size {rle['size']} differs from the image ({height}x{width})")
+    return mask_utils.decode(rle)
+
+
+def load(task: Task, options: IngestOptions) -> Iterator[Cutout | RejectedItem]:
+    data, sha = read_file(task.path)
+    rgb = imaging.decode_rgb(data, options.max_pixels)
+    h, w = rgb.shape[:2]
+    if (task.extra["width"], task.extra["height"]) not in ((w, h), (0, 0)):
+        raise RejectedItem("size_mismatch", f"{task.uri} is {w}x{h} but the JSON says "
+                           f"{task.extra['width']}x{task.extra['height']}")
+    for ann in task.extra["anns"]:
+        uri = f"{task.uri}#ann={ann['ann_id']}"
+        try:
+            category = check_category(ann["category"], uri)
+            mask = instance_mask(json.loads(ann["segmentation"]), h, w)
+            box = imaging.alpha_box(mask)
+            if box is None:
+                raise RejectedItem("empty_mask", "the instance mask has no pixels")
+        except RejectedItem as r:
+            r.uri = uri
+            yield r
+            continue
+        x0, y0, x1, y1 = box
+        rgba = np.dstack([rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1] * np.uint8(255)])
+        yield Cutout(uri, rgba, (x0, y0), (w, h), sha, category, {"is_instance": True})

@@ -1,0 +1,80 @@
+"""Filesystem access for a lake root through fsspec: paths, atomic writes, range reads.
+
+A write becomes visible only when complete: local files are written under a hidden temporary
+name and renamed; object stores (s3://, memory://) publish an object only when its PUT ends.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import uuid
+from typing import IO, Iterator
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+
+def resolve(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Split a URI or local path into (filesystem, path); local paths become absolute."""
+    fs, path = fsspec.core.url_to_fs(str(uri))
+    if isinstance(fs, LocalFileSystem):
+        path = os.path.abspath(os.path.expanduser(path))
+    return fs, path.rstrip("/") or "/"
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+def join(*parts: str) -> str:
+    return posixpath.join(*parts)
+
+
+@contextlib.contextmanager
+def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
+    """Open `path` for binary writing so that readers see either nothing or the whole file."""
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    if not is_local(fs):
+        with fs.open(path, "wb") as f:
+            yield f
+        return
+    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    with atomic_open(fs, path) as f:
+        f.write(data)
+
+
+def read_range(fs: fsspec.AbstractFileSystem, path: str, offset: int, length: int) -> bytes:
+    """Read `length` bytes at `offset`: one ranged read, local or remote."""
+    if is_local(fs):
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
+    return fs.cat_file(path, start=offset, end=offset + length)
+
+
+def tree_size(fs: fsspec.AbstractFileSystem, path: str) -> int:
+    if not fs.exists(path):
+        return 0
+    return sum(fs.du(path, total=False).values()) if not is_local(fs) else _local_du(path)
+
+
+def _local_du(path: str) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(dirpath, name))
+    return total
