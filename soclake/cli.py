@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soclake: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:
-        if type(e).__module__.startswith("duckdb"):
+        import duckdb
+        if isinstance(e, duckdb.Error):
             print(f"soclake: SQL error: {e}", file=sys.stderr)
             return 2
         raise

@@ -113,7 +113,7 @@ class Lake:
             con.register_filesystem(self.fs)
         for table in table_names():
             if self.table_parts(table):
-                glob = self.uri_of(storage.join(self.table_dir(table), "*.parquet"))
+                glob = self.uri_of(storage.join(self.table_dir(table), "*.parquet")).replace("'", "''")
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name=true)")
             else:
                 con.register(f"_empty_{table}", table_schema(table).empty_table())

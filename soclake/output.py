@@ -40,7 +40,7 @@ def print_table(table: pa.Table, title: str | None = None, limit: int | None = N
 def write_result(con: duckdb.DuckDBPyConnection, query: str, fmt: str, out: str | None, limit: int) -> None:
     if fmt == "parquet" and not out:
         raise SoclakeError("--format parquet needs --out FILE")
-    reader = con.execute(query).to_arrow_reader()
+    reader = con.sql(query).to_arrow_reader()
     if fmt == "table":
         print_table(pa.Table.from_batches(list(reader), schema=reader.schema), limit=limit)
         return
@@ -68,7 +68,7 @@ def write_result(con: duckdb.DuckDBPyConnection, query: str, fmt: str, out: str 
 def print_info(lake: Lake) -> None:
     counts = pa.table({
         "table": table_names(),
-        "rows": [lake.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in table_names()],
+        "rows": [lake.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in table_names()],
         "parts": [len(lake.table_parts(t)) for t in table_names()],
     })
     print_table(counts, title=f"lake {lake.uri}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from typing import Iterator
 
@@ -64,14 +65,54 @@ def _check_annotation(ann: object) -> dict | None:
             "segmentation": json.dumps(seg), "bbox": bbox}
 
 
-def _stage(path: str, tmp: str) -> tuple[dict, dict, list[tuple[str, str, str]]]:
+# A complete JSON string, a bare non-finite number, an unclosed string, or a token cut at the end.
+_NONFINITE_SCAN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|(-?Infinity|NaN)|"|[-A-Za-z]+\Z', re.DOTALL)
+
+
+class _NonFiniteAsStrings:
+    """A JSON byte stream with the bare NaN, Infinity and -Infinity that Python's json module
+    writes (and yajl refuses) turned into strings, so ijson parses the file and `_number`
+    rejects the bad values item by item instead of the whole file failing."""
+
+    def __init__(self, f, chunk: int = 1 << 20):
+        self.f, self.chunk = f, chunk
+        self.carry, self.out, self.eof = b"", b"", False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self.eof and (n < 0 or len(self.out) < n):
+            data = self.f.read(self.chunk)
+            self.eof = not data
+            self.out += self._convert(self.carry + data)
+        n = len(self.out) if n < 0 else n
+        got, self.out = self.out[:n], self.out[n:]
+        return got
+
+    def _convert(self, buf: bytes) -> bytes:
+        parts, pos, self.carry = [], 0, b""
+        for m in _NONFINITE_SCAN.finditer(buf):
+            if m.group(1):
+                parts += [buf[pos:m.start()], b'"', m.group(1), b'"']
+                pos = m.end()
+            elif not self.eof and (m.group() == b'"' or not m.group().startswith(b'"')):
+                # a string not closed in this chunk, or a word cut at its end: finish with the next
+                self.carry, buf = buf[m.start():], buf[:m.start()]
+                break
+        parts.append(buf[pos:])
+        return b"".join(parts)
+
+
+def _stage(path: str, tmp: str, quote_nonfinite: bool = False) -> tuple[dict, dict, list[tuple[str, str, str]]]:
     """Stream images, categories and annotations; annotations go to Parquet at `tmp`."""
     name = os.path.basename(path)
     rejects: list[tuple[str, str, str]] = []
     images, categories = {}, {}
+
+    def reader(f):
+        return _NonFiniteAsStrings(f) if quote_nonfinite else f
+
     try:
         with open(path, "rb") as f:
-            for img in ijson.items(f, "images.item", use_float=True):
+            for img in ijson.items(reader(f), "images.item", use_float=True):
                 try:
                     images[int(img["id"])] = (check_relpath(img["file_name"], "file_name"),
                                               int(img.get("width", 0)), int(img.get("height", 0)))
@@ -81,7 +122,7 @@ def _stage(path: str, tmp: str) -> tuple[dict, dict, list[tuple[str, str, str]]]
                 except RejectedItem as r:
                     rejects.append((f"{name}#image={img.get('id')}", r.reason, r.detail))
         with open(path, "rb") as f:
-            for cat in ijson.items(f, "categories.item", use_float=True):
+            for cat in ijson.items(reader(f), "categories.item", use_float=True):
                 try:
                     categories[int(cat["id"])] = str(cat["name"])
                 except (KeyError, TypeError, ValueError):
@@ -90,7 +131,7 @@ def _stage(path: str, tmp: str) -> tuple[dict, dict, list[tuple[str, str, str]]]
         seen: set[int] = set()
         rows: list[dict] = []
         with open(path, "rb") as f:
-            for ann in ijson.items(f, "annotations.item", use_float=True):
+            for ann in ijson.items(reader(f), "annotations.item", use_float=True):
                 uri = f"{name}#ann={ann.get('id') if isinstance(ann, dict) else '?'}"
                 try:
                     row = _check_annotation(ann)
@@ -128,7 +169,13 @@ def scan(source: str, options: IngestOptions) -> Iterator[Task]:
     fd, tmp = tempfile.mkstemp(prefix="soclake-coco-", suffix=".parquet")
     os.close(fd)
     try:
-        images, categories, rejects = _stage(source, tmp)
+        try:
+            images, categories, rejects = _stage(source, tmp)
+        except SoclakeError as plain:
+            try:  # files written by Python's json may hold bare NaN / Infinity: reject those items only
+                images, categories, rejects = _stage(source, tmp, quote_nonfinite=True)
+            except SoclakeError:
+                raise plain from None
         for uri, reason, detail in rejects:
             yield Task(uri=uri, reject=(reason, detail))
         con = duckdb.connect()

@@ -96,7 +96,7 @@ def check_category(name: Any, uri: str) -> str:
     if _BAD_NAME.search(name) or ".." in name.split("/") or len(name) > 256:
         raise RejectedItem("bad_category", f"{uri}: category name {name[:60]!r} has path separators, "
                            "control characters or is over 256 characters; rename it")
-    return canonical_category(name)
+    return name.strip()  # canonicalised when ids are assigned; the spelling is kept as a synonym
 
 
 def check_relpath(name: Any, what: str) -> str:

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny RGBA cut-outs and pools in each layout, built by the tests."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def blob_rgba(seed: int, size: int = 96, soft: bool = True) -> np.ndarray:
+    """An off-centre textured ellipse with an anti-aliased (soft) edge on a transparent canvas."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    cx, cy = rng.uniform(0.35, 0.65, 2) * size
+    rx, ry = rng.uniform(0.15, 0.3, 2) * size
+    d = 1 - np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+    alpha = np.clip(d * (rx if soft else 1e6), 0, 1)
+    rgb = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    a8 = (alpha * 255 + 0.5).astype(np.uint8)
+    rgb[a8 == 0] = 0
+    return np.dstack([rgb, a8])
+
+
+def save_png(path, arr) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def soc_pool(tmp_path):
+    """SOC layout: 2 categories x 2 subcategories x 2 ids, metadata and quality files."""
+    root = tmp_path / "pool"
+    meta, quality = {}, {}
+    seed = 0
+    for cat in ("apple", "Hot_Dog"):
+        for sub in ("0", "1"):
+            meta[f"{cat}_{sub}"] = {"description": f"a {cat} number {sub}", "short_phrase": f"red {cat}",
+                                    "features": ["red", "shiny"]}
+            for i in range(2):
+                seed += 1
+                save_png(root / cat / sub / f"{i}.png", blob_rgba(seed))
+                quality[f"{cat}/{sub}/{i}.png"] = {"IsInstance": i == 0, "Integrity": True,
+                                                   "QualityAndRegularity": sub == "0"}
+    (root / "pool_metadata.json").write_text(json.dumps(meta))
+    (root / "segment_quality.json").write_text(json.dumps(quality))
+    return root
+
+
+@pytest.fixture
+def lake(tmp_path):
+    from soclake import Lake
+    return Lake(str(tmp_path / "lake"), create=True)

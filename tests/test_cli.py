@@ -1,0 +1,61 @@
+import csv
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from soclake.cli import main
+
+
+@pytest.fixture
+def ingested(tmp_path, soc_pool):
+    lake = str(tmp_path / "lake")
+    assert main(["ingest", "soc", str(soc_pool), "--lake", lake, "--source-name", "pool", "--workers", "1"]) == 0
+    return lake
+
+
+def test_sql_formats(ingested, tmp_path, capsys):
+    q = "SELECT category, count(*) AS n FROM filter_0 GROUP BY 1 ORDER BY 1"
+    assert main(["sql", q, "--lake", ingested, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows == [{"category": "apple", "n": "4"}, {"category": "hot dog", "n": "4"}]
+    assert main(["sql", q, "--lake", ingested, "--format", "json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines == [{"category": "apple", "n": 4}, {"category": "hot dog", "n": 4}]
+    out = tmp_path / "r.parquet"
+    assert main(["sql", q, "--lake", ingested, "--format", "parquet", "--out", str(out)]) == 0
+    assert pq.read_table(out).to_pylist() == [{"category": "apple", "n": 4}, {"category": "hot dog", "n": 4}]
+    assert main(["sql", q, "--lake", ingested]) == 0
+    assert "hot dog" in capsys.readouterr().out
+
+
+def test_info_lists_tables_and_sources(ingested, capsys):
+    assert main(["info", "--lake", ingested]) == 0
+    out = capsys.readouterr().out
+    assert "segments" in out and "pool" in out and "filter_4" in out and "apple" in out
+
+
+def test_errors_are_clear_and_nonzero(ingested, tmp_path, capsys):
+    assert main(["sql", "SELECT * FROM nope", "--lake", ingested]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["info", "--lake", str(tmp_path / "missing")]) == 2
+    assert "no lake at" in capsys.readouterr().err
+    assert main(["ingest", "soc", str(tmp_path / "missing"), "--lake", ingested]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["sql", "SELECT 1", "--lake", ingested, "--format", "parquet"]) == 2
+
+
+def test_ingest_reports_rejects_and_exits_zero(ingested, soc_pool, capsys):
+    (soc_pool / "apple" / "0" / "x.png").write_bytes(b"junk")
+    assert main(["ingest", "soc", str(soc_pool), "--lake", ingested, "--source-name", "pool", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "0 accepted, 1 rejected (not_an_image: 1), 8 already in the lake" in out
+
+
+def test_help_for_every_command(capsys):
+    for cmd in ("ingest", "sql", "info", "sample-pool"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+        assert "usage: soclake" in capsys.readouterr().out
