@@ -290,6 +290,55 @@ def test_nothing_outside_the_images_folder_is_read(rich):
     assert not any(row["source_uri"].startswith("..") for row in segs.values())
 
 
+def test_bad_segmentations_reject_only_their_instance(tmp_path):
+    """Broken RLEs are rejected one by one; the image's other instances (before and after) ingest."""
+    h, w = 30, 40
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    photo = noise_photo(21, w, h)
+    save_png(images_dir / "p.png", photo)
+    first_mask = blob_mask(h, w, cx=10, cy=10, rx=7, ry=6)
+    last_mask = blob_mask(h, w, cx=28, cy=18, rx=9, ry=8)
+    good_unc = uncompressed_rle(first_mask)
+    short_counts = dict(good_unc, counts=good_unc["counts"][:-1])         # runs stop short of h*w
+    cut_string = dict(compressed_rle(last_mask))
+    cut_string["counts"] = cut_string["counts"][: len(cut_string["counts"]) // 2]
+    segs = {
+        1: good_unc,
+        2: compressed_rle(np.pad(first_mask, ((0, 1), (0, 0)))),           # RLE of another size
+        3: short_counts,
+        4: dict(good_unc, counts=[10, -5] + good_unc["counts"]),          # negative run
+        5: cut_string,                                                     # truncated counts string
+        6: {"size": ["a", 5], "counts": [1, 2]},                           # nonsense size
+        7: {"size": [h, w], "counts": "@@~~\u00e9"},                       # garbage counts string
+        8: compressed_rle(last_mask),
+    }
+    annotations = [{"id": i, "image_id": 1, "category_id": 1, "segmentation": s, "bbox": [0.0, 0.0, 1.0, 1.0],
+                    "iscrowd": 0} for i, s in segs.items()]
+    annotations.append({"id": 10 ** 20, "image_id": 1, "category_id": 1, "segmentation": good_unc,
+                        "bbox": [0.0, 0.0, 1.0, 1.0], "iscrowd": 0})  # id beyond 64 bits
+    json_path = tmp_path / JSON_NAME
+    write_coco(json_path, [{"id": 1, "file_name": "p.png", "width": w, "height": h}],
+               [{"id": 1, "name": "cup"}], annotations)
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    summary = ingest(lake, "coco", str(json_path), source_name="c", workers=1, progress=False,
+                     images=str(images_dir))
+    got = segments(lake)
+    assert set(got) == {"p.png#ann=1", "p.png#ann=8"}
+    assert_segment_matches(lake, got["p.png#ann=1"], photo, first_mask)
+    assert_segment_matches(lake, got["p.png#ann=8"], photo, last_mask)
+    assert {(r["source_uri"], r["reason"]) for r in rejects(lake)} == {
+        ("p.png#ann=2", "size_mismatch"),
+        ("p.png#ann=3", "bad_annotation"),
+        ("p.png#ann=4", "bad_annotation"),
+        ("p.png#ann=5", "bad_annotation"),
+        ("p.png#ann=6", "bad_annotation"),
+        ("p.png#ann=7", "bad_annotation"),
+        (f"{JSON_NAME}#ann={10 ** 20}", "bad_annotation"),
+    }
+    assert (summary.accepted, summary.rejected) == (2, 7)
+
+
 # ----------------------------------------------------------------------------- re-runs
 def small_dataset(root, n_images: int = 2):
     images_dir = root / "images"

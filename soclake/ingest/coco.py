@@ -37,6 +37,14 @@ def _number(value, what: str) -> float:
     return float(value)
 
 
+def _id(value, what: str) -> int:
+    """An id that fits the staged int64 columns (a huge id must not crash the whole file)."""
+    v = _number(value, what)
+    if not v.is_integer() or abs(v) >= 2 ** 63:
+        raise RejectedItem("bad_annotation", f"{what} is not a 64-bit integer: {value!r}")
+    return int(value)
+
+
 def _check_annotation(ann: object) -> dict | None:
     """A validated annotation row, None for crowd annotations, RejectedItem for bad ones."""
     if not isinstance(ann, dict):
@@ -60,8 +68,8 @@ def _check_annotation(ann: object) -> dict | None:
         for poly in seg:
             for v in poly:
                 _number(v, "polygon coordinate")
-    return {"ann_id": int(_number(ann["id"], "id")), "image_id": int(_number(ann["image_id"], "image_id")),
-            "category_id": int(_number(ann["category_id"], "category_id")),
+    return {"ann_id": _id(ann["id"], "id"), "image_id": _id(ann["image_id"], "image_id"),
+            "category_id": _id(ann["category_id"], "category_id"),
             "segmentation": json.dumps(seg), "bbox": bbox}
 
 
@@ -193,18 +201,68 @@ def scan(source: str, options: IngestOptions) -> Iterator[Task]:
         os.unlink(tmp)
 
 
+def _is_count(v: object) -> bool:
+    return (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+            and 0 <= v < 2 ** 32 and float(v).is_integer())
+
+
+def _rle_string_runs(s: str) -> list[int] | None:
+    """Run lengths of a compressed COCO RLE string (as pycocotools' rleFrString reads it), or
+    None when the string is malformed (pycocotools would read past its end or wrap around)."""
+    runs: list[int] = []
+    p, n = 0, len(s)
+    while p < n:
+        x = k = 0
+        more = True
+        while more:
+            if p >= n:
+                return None
+            c = ord(s[p]) - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1F) << 5 * k
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << 5 * k
+        if len(runs) > 2:
+            x += runs[-2]
+        if not 0 <= x < 2 ** 32:
+            return None
+        runs.append(x)
+    return runs
+
+
+def _checked_rle(segmentation: dict, height: int, width: int) -> dict:
+    """The RLE as pycocotools wants it, after checking that its runs cover exactly its size:
+    pycocotools leaves the rest of the mask uninitialised (garbage pixels) when they fall short."""
+    size, counts = segmentation["size"], segmentation["counts"]
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_count(v) for v in size)):
+        raise RejectedItem("bad_annotation", f"RLE size must be [height, width], got {str(size)[:60]}")
+    h, w = int(size[0]), int(size[1])
+    if (h, w) != (height, width):
+        raise RejectedItem("size_mismatch", f"RLE size {[h, w]} differs from the image ({height}x{width})")
+    if isinstance(counts, list):
+        runs = [int(c) for c in counts] if all(_is_count(c) for c in counts) else None
+    elif isinstance(counts, str):
+        runs = _rle_string_runs(counts)
+    else:
+        runs = None
+    if runs is None or sum(runs) != h * w:
+        raise RejectedItem("bad_annotation", f"RLE counts are malformed or do not add up to its {h}x{w} "
+                           "pixels; re-encode the mask with pycocotools")
+    if isinstance(counts, list):
+        return mask_utils.frPyObjects({"size": [h, w], "counts": runs}, h, w)
+    return {"size": [h, w], "counts": counts.encode()}
+
+
 def instance_mask(segmentation: object, height: int, width: int) -> np.ndarray:
     """Binary HxW uint8 mask of a COCO polygon list or RLE (compressed or not)."""
     if isinstance(segmentation, list):
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation["counts"], list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
     else:
-        rle = dict(segmentation)
-        if isinstance(rle["counts"], str):
-            rle["counts"] = rle["counts"].encode()
-    if list(rle["size"]) != [height, width]:
-        raise RejectedItem("size_mismatch", f"RLE size {rle['size']} differs from the image ({height}x{width})")
+        rle = _checked_rle(segmentation, height, width)
     return mask_utils.decode(rle)
 
 
@@ -224,6 +282,11 @@ def load(task: Task, options: IngestOptions) -> Iterator[Cutout | RejectedItem]:
             if box is None:
                 raise RejectedItem("empty_mask", "the instance mask has no pixels")
         except RejectedItem as r:
+            r.uri = uri
+            yield r
+            continue
+        except Exception as e:  # odd input pycocotools refuses: reject this instance, not the image
+            r = RejectedItem("bad_annotation", f"cannot decode the segmentation ({type(e).__name__}: {e})")
             r.uri = uri
             yield r
             continue
