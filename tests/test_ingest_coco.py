@@ -315,7 +315,7 @@ def test_bad_segmentations_reject_only_their_instance(tmp_path):
     }
     annotations = [{"id": i, "image_id": 1, "category_id": 1, "segmentation": s, "bbox": [0.0, 0.0, 1.0, 1.0],
                     "iscrowd": 0} for i, s in segs.items()]
-    annotations.append({"id": 10 ** 20, "image_id": 1, "category_id": 1, "segmentation": good_unc,
+    annotations.append({"id": 1e20, "image_id": 1, "category_id": 1, "segmentation": good_unc,
                         "bbox": [0.0, 0.0, 1.0, 1.0], "iscrowd": 0})  # id beyond 64 bits
     json_path = tmp_path / JSON_NAME
     write_coco(json_path, [{"id": 1, "file_name": "p.png", "width": w, "height": h}],
@@ -334,7 +334,7 @@ def test_bad_segmentations_reject_only_their_instance(tmp_path):
         ("p.png#ann=5", "bad_annotation"),
         ("p.png#ann=6", "bad_annotation"),
         ("p.png#ann=7", "bad_annotation"),
-        (f"{JSON_NAME}#ann={10 ** 20}", "bad_annotation"),
+        (f"{JSON_NAME}#ann={1e20}", "bad_annotation"),
     }
     assert (summary.accepted, summary.rejected) == (2, 7)
 

@@ -118,6 +118,7 @@ def _stage(path: str, tmp: str, quote_nonfinite: bool = False) -> tuple[dict, di
     def reader(f):
         return _NonFiniteAsStrings(f) if quote_nonfinite else f
 
+    writer = None
     try:
         with open(path, "rb") as f:
             for img in ijson.items(reader(f), "images.item", use_float=True):
@@ -165,6 +166,11 @@ def _stage(path: str, tmp: str, quote_nonfinite: bool = False) -> tuple[dict, di
     except (ijson.JSONError, UnicodeDecodeError, OSError) as e:
         raise SoclakeError(f"COCO file {path} is not valid JSON ({type(e).__name__}: {str(e)[:200]}); "
                            "fix the file and ingest again") from None
+    finally:
+        # close now, not whenever the garbage collector frees a failed attempt: its footer would
+        # land in the middle of the file the retry (quote_nonfinite) writes at the same path
+        if writer is not None and getattr(writer, "is_open", False):
+            writer.close()
     return images, categories, rejects
 
 

@@ -285,7 +285,10 @@ def _skip_known(lake: Lake, kind: str, source: str, tasks: Iterable[Task], summa
         known_sql.append(f"SELECT split_part(source_uri, '#', 1) AS uri FROM read_parquet({parts[kind]!r}) "
                          "WHERE source = $source")
     if parts["rejects"] and not retry_rejects:
-        known_sql.append(f"SELECT source_uri AS uri FROM read_parquet({parts['rejects']!r}) WHERE source = $source")
+        # full uris (metadata entries "file.json#key") and item parts (COCO images "x.jpg#ann=3")
+        rejects = f"read_parquet({parts['rejects']!r})"
+        known_sql.append(f"SELECT source_uri AS uri FROM {rejects} WHERE source = $source UNION ALL "
+                         f"SELECT split_part(source_uri, '#', 1) FROM {rejects} WHERE source = $source")
     buf: list[Task] = []
 
     def drain() -> Iterator[Task]:
