@@ -53,6 +53,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="tables, row counts, categories, sources and bytes of a lake")
     _lake_arg(p)
 
+    p = sub.add_parser("plan", help="plan a compose job (writes the plan table)",
+                       description="Validate JOB.toml, fingerprint it against the pool and write its plan "
+                       "(one row per image) without rendering. Fails before rendering on impossible constraints.")
+    p.add_argument("spec", help="job spec TOML (see jobs/ and schemas/job_spec.json)")
+    _lake_arg(p)
+
+    p = sub.add_parser("run", help="plan (if needed) and render a compose job into WebDataset shards",
+                       description="Render every shard not committed yet. Rerunning a finished job does nothing; "
+                       "an interrupted one renders only its missing shards.")
+    p.add_argument("spec")
+    _lake_arg(p)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--executor", default="local", help="executor (local)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
+    p = sub.add_parser("jobs", help="list jobs: fingerprints, shards committed, state and path")
+    _lake_arg(p)
+
+    p = sub.add_parser("show", help="draw a sample with its masks, boxes and labels to a PNG")
+    p.add_argument("target", help="a job name or a shard .tar path")
+    _lake_arg(p)
+    p.add_argument("--key", help="sample key (default: the first sample)")
+    p.add_argument("--fingerprint", help="job fingerprint (default: the job's newest committed one)")
+    p.add_argument("--out", required=True, help="output PNG")
+
     p = sub.add_parser("sample-pool", help="write the built-in sample pool (SOC layout + backgrounds)")
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
@@ -105,7 +130,48 @@ def cmd_sample_pool(args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
+def cmd_plan(args) -> int:
+    from soclake import jobs, jobspec
+    from soclake.lake import Lake
+    lake = Lake(_need_lake(args))
+    job = jobs.prepare(lake, jobspec.load(args.spec))
+    with lake.writer_lock():
+        info = jobs.plan(lake, job)
+    p = info["plan"]
+    print(f"job {job.name} [{job.fingerprint}]: {p['images']} images in {info['shards']} shards, "
+          f"{p['objects']} objects from {p['categories']} categories"
+          + (f", {p['short_images']} images with fewer objects than drawn (layout constraints)" if p["short_images"] else "")
+          + f"\nplan: soclake sql --lake {args.lake} \"SELECT * FROM plan WHERE fingerprint = '{job.fingerprint}'\"")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from soclake import jobs, jobspec
+    from soclake.lake import Lake
+    lake = Lake(_need_lake(args))
+    summary = jobs.run(lake, jobspec.load(args.spec), workers=args.workers, executor=args.executor,
+                       progress=args.progress)
+    print(summary.describe().replace("shards: ", f"shards: {lake.uri}/"))
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    from soclake import jobs
+    from soclake.lake import Lake
+    from soclake.output import print_table
+    lake = Lake(_need_lake(args))
+    print_table(jobs.list_jobs(lake), title=f"jobs in {lake.uri}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from soclake.show import show
+    path = show(args.target, args.out, lake_uri=args.lake, key=args.key, fingerprint=args.fingerprint)
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
 
 
 def main(argv: list[str] | None = None) -> int:

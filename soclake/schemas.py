@@ -39,8 +39,10 @@ def table_schema(table: str) -> pa.Schema:
     return pa.schema(fields, metadata={"table": table, "doc": doc.get("doc", "")})
 
 
-def table_names() -> list[str]:
-    return sorted(p.stem for p in data_dir("schemas").glob("*.json") if not p.stem.startswith("sample"))
+@lru_cache(maxsize=None)
+def table_names() -> tuple[str, ...]:
+    """Lake tables: the schema files that describe a table (job_spec.json describes a spec)."""
+    return tuple(sorted(p.stem for p in data_dir("schemas").glob("*.json") if "table" in json.loads(p.read_text())))
 
 
 def to_table(table: str, rows: Iterable[dict]) -> pa.Table:

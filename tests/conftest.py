@@ -53,3 +53,27 @@ def soc_pool(tmp_path):
 def lake(tmp_path):
     from soclake import Lake
     return Lake(str(tmp_path / "lake"), create=True)
+
+
+@pytest.fixture(scope="session")
+def sample_lake(tmp_path_factory):
+    """A lake holding the built-in sample pool (segments + backgrounds); treat it as read-only
+    for pools: tests may add jobs to it."""
+    from soclake import Lake
+    from soclake.ingest import ingest
+    from soclake.sample_pool import write_sample_pool
+    root = tmp_path_factory.mktemp("sample")
+    write_sample_pool(str(root / "pool"), seed=1, ids=2, subcategories=3)
+    lake = Lake(str(root / "lake"), create=True)
+    ingest(lake, "soc", str(root / "pool" / "segments"), source_name="sample", workers=2, progress=False)
+    ingest(lake, "backgrounds", str(root / "pool" / "backgrounds"), source_name="bg", workers=2, progress=False)
+    return lake
+
+
+def job_spec(name: str, **sections):
+    """A resolved job spec from keyword sections, e.g. job_spec("j", layout={"width": 64})."""
+    from soclake.jobspec import resolve
+    raw = {"job": {"name": name, "images": 6, "shard_size": 3}, "layout": {"width": 160, "height": 128}}
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return resolve(raw)

@@ -1,0 +1,191 @@
+"""Compose jobs: fingerprint a spec against the pool, commit its plan, and render the shards
+that are not committed yet with an executor. Rerunning a finished job does nothing; an
+interrupted one renders only its missing shards; a changed spec or pool gets a new folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+
+from tqdm import tqdm
+
+from soclake import executors, jobspec, storage
+from soclake.errors import SoclakeError
+from soclake.jobspec import JobSpec
+from soclake.lake import Lake
+from soclake.schemas import to_table
+from soclake.shards import commit_shard, committed_shards, part_name, tar_bytes
+
+
+@dataclass
+class Job:
+    name: str
+    fingerprint: str
+    spec: JobSpec
+    code_version: str
+
+    @property
+    def folder(self) -> str:
+        return f"jobs/{self.name}/{self.fingerprint}"
+
+    def shard_uri(self, shard: int) -> str:
+        return f"{self.folder}/shards/shard-{shard:06d}.tar"
+
+    @property
+    def shards(self) -> int:
+        job = self.spec["job"]
+        return -(-job["images"] // job["shard_size"])
+
+
+@dataclass
+class RunSummary:
+    job: str
+    fingerprint: str
+    folder: str
+    shards_total: int
+    shards_rendered: int
+    images: int = 0
+    instances: int = 0
+    dropped: int = 0
+    replaced: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        rate = self.images / self.seconds if self.seconds else 0.0
+        skipped = self.shards_total - self.shards_rendered
+        return (f"job {self.job} [{self.fingerprint}]: rendered {self.shards_rendered} shard(s) "
+                f"({skipped} already committed): {self.images} images, {self.instances} instances, "
+                f"{self.dropped} dropped (too small visible area), {self.replaced} replaced segments, "
+                f"{self.seconds:.1f}s ({rate:.2f} images/s)\nshards: {self.folder}/shards/")
+
+
+def pool_snapshot(lake: Lake) -> str:
+    """Identity of the pool: its immutable table parts (any new ingest changes it)."""
+    h = hashlib.sha256()
+    for table in ("segments", "backgrounds", "categories"):
+        for p in lake.table_parts(table):
+            h.update(f"{table}/{os.path.basename(p)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _inputs_digest(spec: JobSpec) -> str:
+    h = hashlib.sha256()
+    for key in (("pool", "vocab"), ("layout", "annotations")):
+        value = spec[key[0]][key[1]]
+        if value:
+            path = spec.path(value)
+            if not os.path.isfile(path):
+                raise SoclakeError(f"[{key[0]}] {key[1]} = {value!r}: file {path} does not exist")
+            with open(path, "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
+
+
+def prepare(lake: Lake, spec: JobSpec) -> Job:
+    fp = jobspec.fingerprint(spec, pool_snapshot(lake), _inputs_digest(spec))
+    return Job(spec.name, fp, spec, jobspec.code_version())
+
+
+def is_planned(lake: Lake, job: Job) -> bool:
+    return lake.fs.exists(lake.path(job.folder, "job.json"))
+
+
+def plan(lake: Lake, job: Job) -> dict:
+    """Write the job's plan (once) and its job.json, which commits it."""
+    marker = lake.path(job.folder, "job.json")
+    if lake.fs.exists(marker):
+        return json.loads(lake.fs.cat_file(marker))
+    from soclake.plan import make_plan
+    table, summary = make_plan(lake, job.spec, job.fingerprint)
+    lake.append("plan", table, f"{job.name}-{job.fingerprint}")
+    info = {"job": job.name, "fingerprint": job.fingerprint, "code_version": job.code_version,
+            "shards": job.shards, "spec": job.spec.values, "plan": asdict(summary)}
+    storage.write_bytes(lake.fs, marker, json.dumps(info, indent=1, sort_keys=True).encode())
+    return info
+
+
+def shard_task(lake: Lake, job: Job, shard: int) -> dict:
+    """Everything a worker needs to render one shard, resolved in SQL by the main process."""
+    rows = lake.query("SELECT * FROM plan WHERE fingerprint = $fp AND shard = $s ORDER BY image_id",
+                      {"fp": job.fingerprint, "s": shard}).to_pylist()
+    ids = sorted({sid for r in rows for o in r["objects"] for sid in (o["segment_id"], o["fallback_id"])})
+    segs = lake.query("SELECT segment_id, levels, category, subcategory, short_phrase, description, features, "
+                      "dominant_color FROM segments WHERE list_contains($ids, segment_id)", {"ids": ids})
+    bg_ids = sorted({r["background_id"] for r in rows if r["background_id"]} |
+                    {o["source_background_id"] for r in rows for o in r["objects"] if o["source_background_id"]})
+    bgs = lake.query("SELECT background_id, pack, \"offset\", length FROM backgrounds "
+                     "WHERE list_contains($ids, background_id)", {"ids": bg_ids})
+    return {"lake": lake.uri, "job": job.name, "fingerprint": job.fingerprint, "shard": shard,
+            "shard_uri": job.shard_uri(shard), "code_version": job.code_version,
+            "params": job.spec.canonical_json(), "render": job.spec["render"], "plan": rows,
+            "segments": {r["segment_id"]: r for r in segs.to_pylist()},
+            "backgrounds": {r["background_id"]: r for r in bgs.to_pylist()}}
+
+
+def render_shard(task: dict) -> dict:
+    """Worker: render every image of a shard, write and commit the shard. Pure of the task."""
+    from soclake.render.compose import render_image
+    t0 = time.perf_counter()
+    lake = Lake(task["lake"])
+    provenance = {"job": task["job"], "fingerprint": task["fingerprint"], "code_version": task["code_version"]}
+    samples, images, anns = [], [], []
+    stats = {"images": 0, "instances": 0, "dropped": 0, "replaced": 0}
+    for row in task["plan"]:
+        out = render_image(row, task["segments"], task["backgrounds"], lake.read_range, task["render"], provenance)
+        samples.append((row["key"], out.members))
+        images.append({"job": task["job"], "fingerprint": task["fingerprint"], "image_id": row["image_id"],
+                       "key": row["key"], "shard": task["shard"], "shard_uri": task["shard_uri"],
+                       "file_name": out.info["file_name"], "width": row["width"], "height": row["height"],
+                       "background_id": row["background_id"], "instances": len(out.annotations),
+                       "planned": sum(o["role"] == "object" for o in row["objects"]),
+                       "dropped": out.dropped, "replaced": out.replaced})
+        for a in out.annotations:
+            anns.append({"job": task["job"], "fingerprint": task["fingerprint"], "image_id": row["image_id"],
+                         **{k: a[k] for k in ("ann_id", "panoptic_id", "segment_id", "category_id", "bbox", "area",
+                                              "iscrowd", "visible_fraction", "layer", "blend", "replaced_segment_id")},
+                         "rle_counts": a["segmentation"]["counts"]})
+        stats["images"] += 1
+        stats["instances"] += len(out.annotations)
+        stats["dropped"] += out.dropped
+        stats["replaced"] += out.replaced
+    commit_shard(lake, task["job"], task["fingerprint"], "compose", task["shard"], task["shard_uri"],
+                 tar_bytes(samples), {"images": to_table("images", images), "annotations": to_table("annotations", anns)},
+                 [f"pool:{task['fingerprint']}"], task["code_version"], task["params"])
+    stats["seconds"] = time.perf_counter() - t0
+    return stats
+
+
+def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "local",
+        progress: bool | None = None) -> RunSummary:
+    """Plan if needed, then render and commit every shard not committed yet."""
+    t0 = time.perf_counter()
+    job = prepare(lake, spec)
+    with lake.writer_lock():
+        plan(lake, job)
+    lake.refresh()
+    todo = sorted(set(range(job.shards)) - committed_shards(lake, job.fingerprint))
+    summary = RunSummary(job.name, job.fingerprint, job.folder, job.shards, len(todo))
+    workers = workers or os.cpu_count() or 1
+    if not storage.is_local(lake.fs) and lake.fs.protocol in ("memory", ("memory",)):
+        workers = 1  # an in-memory filesystem is not shared with worker processes
+    tasks = (shard_task(lake, job, s) for s in todo)
+    bar = tqdm(total=len(todo), desc=f"render {job.name}", unit="shard", file=sys.stderr,
+               disable=None if progress is None else not progress)
+    for stats in executors.get(executor).run(render_shard, tasks, workers):
+        for k in ("images", "instances", "dropped", "replaced"):
+            setattr(summary, k, getattr(summary, k) + stats[k])
+        bar.update(1)
+    bar.close()
+    lake.refresh()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def list_jobs(lake: Lake):
+    return lake.query("SELECT job, fingerprint, images, shards, shards_committed, state, bytes, "
+                      "'jobs/' || job || '/' || fingerprint || '/shards' AS path FROM job_status")

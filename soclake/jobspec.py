@@ -1,0 +1,162 @@
+"""Job specs: TOML files validated against schemas/job_spec.json (keys, types, defaults),
+and the job fingerprint (resolved spec + pool snapshot + code version) that names outputs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from soclake.errors import SoclakeError
+from soclake.resources import data_dir
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+@lru_cache(maxsize=None)
+def spec_schema() -> dict:
+    return json.loads((data_dir("schemas") / "job_spec.json").read_text())["sections"]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A validated spec: every section with every key resolved to a value."""
+    values: dict
+    base_dir: str  # relative file paths in the spec resolve against this folder
+
+    def __getitem__(self, section: str) -> dict:
+        return self.values[section]
+
+    @property
+    def name(self) -> str:
+        return self.values["job"]["name"]
+
+    def path(self, value: str) -> str:
+        return value if os.path.isabs(value) else os.path.join(self.base_dir, value)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.values, sort_keys=True, separators=(",", ":"))
+
+
+def _check(section: str, key: str, rule: dict, value: Any, where: str) -> Any:
+    kind, label = rule["type"], f"{where}: [{section}] {key}"
+
+    def bad(expected: str):
+        return SoclakeError(f"{label} must be {expected}, got {value!r}")
+
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        value = float(value)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif kind in ("string", "name"):
+        if not isinstance(value, str):
+            raise bad("a string")
+        if kind == "name" and not _NAME.match(value):
+            raise bad("a name of letters, digits, '-' and '_'")
+    elif kind == "choice":
+        if value not in rule["choices"]:
+            raise bad(f"one of {rule['choices']}")
+    elif kind == "range":
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                    for v in value) and value[0] <= value[1]):
+            raise bad("[min, max] integers with min <= max")
+    elif kind.startswith("list["):
+        item = {"string": str, "float": (int, float), "int": int}[kind[5:-1]]
+        if not isinstance(value, list) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
+            raise bad(f"a list of {kind[5:-1]}")
+        value = [float(v) for v in value] if kind == "list[float]" else list(value)
+    elif kind == "table[int]":
+        if not isinstance(value, dict) or not all(isinstance(v, int) and v >= 0 for v in value.values()):
+            raise bad("a table of non-negative integers")
+    lo, hi = rule.get("min"), rule.get("max")
+    for v in (value if kind == "range" else [value] if kind in ("int", "float") else []):
+        if lo is not None and v < lo or hi is not None and v > hi:
+            raise SoclakeError(f"{label} = {value!r} is out of range [{lo}, {hi}]")
+    return value
+
+
+def resolve(raw: dict, where: str = "job spec", base_dir: str = ".") -> JobSpec:
+    """Validate a parsed spec and fill in defaults; unknown sections or keys are errors."""
+    schema = spec_schema()
+    for section in raw:
+        if section not in schema:
+            raise SoclakeError(f"{where}: unknown section [{section}]; sections are {', '.join(schema)}")
+    values: dict[str, dict] = {}
+    for section, rules in schema.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise SoclakeError(f"{where}: [{section}] must be a table")
+        for key in given:
+            if key not in rules:
+                raise SoclakeError(f"{where}: unknown key '{key}' in [{section}]; known keys: {', '.join(rules)}")
+        values[section] = {}
+        for key, rule in rules.items():
+            if key not in given:
+                if rule.get("required"):
+                    raise SoclakeError(f"{where}: [{section}] {key} is required")
+                values[section][key] = rule["default"]
+            else:
+                values[section][key] = _check(section, key, rule, given[key], where)
+    _check_combinations(values, where)
+    return JobSpec(values, os.path.abspath(base_dir))
+
+
+def _check_combinations(v: dict, where: str) -> None:
+    blends = set(v["render"]["blend"])
+    unknown = blends - {"none", "gaussian", "poisson", "motion"}
+    if unknown or not blends:
+        raise SoclakeError(f"{where}: [render] blend has unknown modes {sorted(unknown)}; "
+                           "use none, gaussian, poisson, motion")
+    mix = v["layout"]["size_mix"]
+    if len(mix) != 3 or min(mix) < 0 or sum(mix) <= 0:
+        raise SoclakeError(f"{where}: [layout] size_mix must be three non-negative shares (small, medium, large)")
+    if v["sampling"]["decoys"][1] > 0 and v["render"]["background"] != "pool":
+        raise SoclakeError(f"{where}: [sampling] decoys need [render] background = \"pool\"")
+    if v["layout"]["kind"] == "replay" and not v["layout"]["annotations"]:
+        raise SoclakeError(f"{where}: [layout] kind = \"replay\" needs annotations = \"FILE.json\"")
+
+
+def load(path: str) -> JobSpec:
+    """Read and validate a TOML job spec."""
+    p = Path(path)
+    if not p.is_file():
+        raise SoclakeError(f"job spec {path!r} does not exist")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SoclakeError(f"job spec {path} is not valid TOML: {e}") from None
+    return resolve(raw, str(path), str(p.parent))
+
+
+def code_version() -> str:
+    """soclake's version plus a hash of the code that decides plans and pixels."""
+    from soclake import __version__
+    pkg = Path(__file__).parent
+    h = hashlib.sha256()
+    for f in sorted([*pkg.glob("plan/*.py"), *pkg.glob("render/*.py"), pkg / "imaging.py", pkg / "shards.py"]):
+        h.update(f.name.encode() + f.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+def fingerprint(spec: JobSpec, pool_snapshot: str, inputs_digest: str = "") -> str:
+    """Identity of a job's outputs: same spec, pool and code give the same fingerprint."""
+    h = hashlib.sha256()
+    for part in (spec.canonical_json(), pool_snapshot, code_version(), inputs_digest):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()[:16]

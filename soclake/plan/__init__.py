@@ -1,0 +1,140 @@
+"""The planner: turns a job spec and the pool into the plan table, one row per image,
+before any pixel is rendered. DuckDB decides eligibility and counts; seeded numpy
+Generators decide every draw, so the same spec and pool always give the same plan.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from soclake.errors import SoclakeError
+from soclake.jobspec import JobSpec
+from soclake.lake import Lake
+from soclake.plan import layouts, pool, sampling
+from soclake.schemas import to_table
+
+
+@dataclass
+class PlanSummary:
+    images: int
+    objects: int
+    categories: int
+    short_images: int  # images where the layout placed fewer objects than drawn
+
+
+def image_key(image_id: int) -> str:
+    return f"{image_id:09d}"
+
+
+def make_plan(lake: Lake, spec: JobSpec, fingerprint: str) -> tuple[pa.Table, PlanSummary]:
+    job, samp, lay, render = spec["job"], spec["sampling"], spec["layout"], spec["render"]
+    counts = pool.open_eligible(lake, spec)
+    rng = np.random.default_rng(np.random.SeedSequence([job["seed"], 0]))
+    n_images = job["images"]
+    templates = None
+    if lay["kind"] == "replay":
+        templates = layouts.replay_templates(spec.path(lay["annotations"]), lay["width"], lay["height"])
+        k = np.array([len(templates[i % len(templates)]) for i in range(n_images)], np.int64)
+    else:
+        k = sampling.objects_per_image(rng, n_images, samp)
+    names = dict(lake.con.execute("SELECT category_id, name FROM categories").fetchall())
+    cat_index = {names[c]: i for i, c in enumerate(counts.category_id)}
+    draws = sampling.draw(rng, counts, k, samp, cat_index)
+    n_cat = counts.n[draws.cat]
+    segs = pool.resolve(lake, counts.category_id[draws.cat], draws.rank, (draws.rank + 1) % n_cat).to_pydict()
+    segs["category_id"] = counts.category_id[draws.cat].tolist()
+    distractors = pool.distractor_pool(lake, spec).to_pydict() if samp["distractors"][1] else None
+    backgrounds = pool.background_pool(lake, spec).to_pydict() if render["background"] == "pool" else None
+    if samp["distractors"][1] and not distractors["segment_id"]:
+        raise SoclakeError("[sampling] distractors > 0 but the pool has no distractor segments "
+                           "(ingest some with `soclake ingest folders SOURCE --distractors DIR`)")
+    if backgrounds is not None and not backgrounds["background_id"]:
+        raise SoclakeError("[render] background = \"pool\" but the lake has no backgrounds; "
+                           "ingest some with `soclake ingest backgrounds DIR`")
+    bounds = np.searchsorted(draws.image, np.arange(n_images + 1))
+    rows, short = [], 0
+    for i in range(n_images):
+        img_rng = np.random.default_rng(np.random.SeedSequence([job["seed"], 1, i]))
+        ctx = {"width": lay["width"], "height": lay["height"],
+               "template": templates[i % len(templates)] if templates else None}
+        row = _plan_image(img_rng, i, range(bounds[i], bounds[i + 1]), segs, distractors, backgrounds, spec, ctx)
+        short += row.pop("_short")
+        rows.append({"job": spec.name, "fingerprint": fingerprint, **row})
+    table = to_table("plan", rows)
+    n_objects = sum(sum(o["role"] == "object" for o in r["objects"]) for r in rows)
+    return table, PlanSummary(n_images, n_objects, len(set(segs["category_id"])), short)
+
+
+def _plan_image(rng, image_id: int, slots: range, segs: dict, distractors: dict | None,
+                backgrounds: dict | None, spec: JobSpec, ctx: dict) -> dict:
+    samp, lay, render = spec["sampling"], spec["layout"], spec["render"]
+    items = [dict(segment_id=segs["segment_id"][s], fallback_id=segs["fallback_id"][s],
+                  category_id=segs["category_id"][s], role="object",
+                  aspect=segs["width"][s] / segs["height"][s], fraction=segs["alpha_fraction"][s]) for s in slots]
+    if distractors:
+        n_d = int(rng.integers(samp["distractors"][0], samp["distractors"][1] + 1))
+        for d in rng.integers(0, len(distractors["segment_id"]), n_d):
+            items.append(dict(segment_id=distractors["segment_id"][d], fallback_id=distractors["segment_id"][d],
+                              category_id=0, role="distractor", aspect=distractors["width"][d] / distractors["height"][d],
+                              fraction=distractors["alpha_fraction"][d]))
+        if lay["kind"] != "replay":
+            items = [items[j] for j in rng.permutation(len(items))]  # distractors anywhere in z
+    objs = layouts.Objects(np.array([it["aspect"] for it in items]), np.array([it["fraction"] for it in items]))
+    placement = layouts.LAYOUTS[lay["kind"]](rng, objs, lay, ctx)
+    pastes = []
+    for it, box, ok in zip(items, placement.boxes, placement.placed):
+        if ok:
+            pastes.append(_paste(rng, it, box, spec))
+    background_id, crop = None, None
+    if backgrounds:
+        b = int(rng.integers(len(backgrounds["background_id"])))
+        background_id = backgrounds["background_id"][b]
+        crop = cover_crop(rng, backgrounds["width"][b], backgrounds["height"][b], ctx["width"], ctx["height"])
+        pastes = _decoys(rng, items, backgrounds, spec, ctx) + pastes
+    short = int(sum(1 for it, ok in zip(items, placement.placed) if it["role"] == "object" and not ok) > 0)
+    return {"image_id": image_id, "key": image_key(image_id), "shard": image_id // spec["job"]["shard_size"],
+            "seed": int(rng.integers(0, 2 ** 62)), "width": ctx["width"], "height": ctx["height"],
+            "background_id": background_id, "background_crop": crop, "objects": pastes, "_short": short}
+
+
+def _paste(rng, it: dict, box, spec: JobSpec) -> dict:
+    lay, render = spec["layout"], spec["render"]
+    return {"segment_id": it["segment_id"], "fallback_id": it["fallback_id"], "category_id": it["category_id"],
+            "role": it["role"], "x": int(box[0]), "y": int(box[1]), "w": int(box[2]), "h": int(box[3]),
+            "flip": bool(lay["flip"] and rng.random() < 0.5),
+            "angle": float(rng.uniform(-lay["rotate"], lay["rotate"])) if lay["rotate"] else 0.0,
+            "blend": render["blend"][int(rng.integers(len(render["blend"])))],
+            "source_box": None, "source_background_id": None}
+
+
+def cover_crop(rng, bw: int, bh: int, W: int, H: int) -> list[int]:
+    """A random crop of a bw x bh background with the canvas's aspect (resized to W x H)."""
+    scale = max(W / bw, H / bh)
+    cw, ch = min(bw, int(round(W / scale))), min(bh, int(round(H / scale)))
+    return [int(rng.integers(0, bw - cw + 1)), int(rng.integers(0, bh - ch + 1)), cw, ch]
+
+
+def _decoys(rng, items: list[dict], backgrounds: dict, spec: JobSpec, ctx: dict) -> list[dict]:
+    """Background-textured cut-outs shaped like the image's segments, pasted under everything."""
+    lo, hi = spec["sampling"]["decoys"]
+    n = int(rng.integers(lo, hi + 1))
+    shapes = [it for it in items if it["role"] == "object"]
+    out = []
+    W, H = ctx["width"], ctx["height"]
+    for _ in range(n if shapes else 0):
+        donor = shapes[int(rng.integers(len(shapes)))]
+        area = layouts.sample_mask_areas(rng, 1, spec["layout"], W, H)[0] / max(donor["fraction"], 0.05)
+        w = max(2, min(W, int(np.sqrt(area * donor["aspect"]))))
+        h = max(2, min(H, int(w / donor["aspect"])))
+        b = int(rng.integers(len(backgrounds["background_id"])))
+        bw, bh = backgrounds["width"][b], backgrounds["height"][b]
+        scale = max(W / bw, H / bh)
+        sw, sh = max(1, min(bw, int(w / scale))), max(1, min(bh, int(h / scale)))
+        paste = _paste(rng, {**donor, "role": "decoy", "category_id": 0}, (rng.integers(0, W - w + 1),
+                       rng.integers(0, H - h + 1), w, h), spec)
+        paste.update(source_background_id=backgrounds["background_id"][b],
+                     source_box=[int(rng.integers(0, bw - sw + 1)), int(rng.integers(0, bh - sh + 1)), sw, sh])
+        out.append(paste)
+    return out

@@ -1,0 +1,212 @@
+"""Layouts: where each object goes. A registry of pure functions of (rng, objects, params,
+canvas) returning boxes in canvas pixels and which objects were placed.
+
+Boxes are pre-rotation (x, y, w, h), bottom to top. Free-placement layouts keep each box at
+least `min_visible` visible under the boxes above it, estimated on a coarse occupancy grid
+(boxes over-estimate occlusion, so the exact visibility measured at render is higher).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass
+class Objects:
+    aspect: np.ndarray          # width / height of each segment's crop
+    alpha_fraction: np.ndarray  # mask pixels / crop pixels
+
+
+@dataclass
+class Placement:
+    boxes: np.ndarray   # int32 (n, 4): x, y, w, h
+    placed: np.ndarray  # bool (n,)
+    visible: np.ndarray  # float (n,): planned visible fraction (box estimate)
+
+
+Layout = Callable[[np.random.Generator, Objects, dict, dict], Placement]
+LAYOUTS: dict[str, Layout] = {}
+
+
+def layout(name: str):
+    def register(fn: Layout) -> Layout:
+        LAYOUTS[name] = fn
+        return fn
+    return register
+
+
+class Occupancy:
+    """Top-most box per grid cell, to estimate how visible each box stays."""
+
+    def __init__(self, width: int, height: int, cells: int = 128):
+        self.cell = max(1.0, max(width, height) / cells)
+        self.top = np.full((math.ceil(height / self.cell), math.ceil(width / self.cell)), -1, np.int32)
+        self.total: list[float] = []
+        self.shown: list[float] = []
+
+    def _slice(self, box) -> tuple[slice, slice]:
+        x, y, w, h = box
+        c = self.cell
+        gy, gx = self.top.shape
+        return (slice(min(max(int(round(y / c)), 0), gy), min(max(int(round((y + h) / c)), 0), gy)),
+                slice(min(max(int(round(x / c)), 0), gx), min(max(int(round((x + w) / c)), 0), gx)))
+
+    def fits(self, box, min_visible: float) -> tuple[bool, np.ndarray, float]:
+        region = self.top[self._slice(box)]
+        covered = np.bincount(region[region >= 0], minlength=len(self.total))
+        shown = np.asarray(self.shown) - covered
+        total_self = max(box[2] * box[3] / self.cell ** 2, 1e-9)
+        self_vis = min(region.size / total_self, 1.0)
+        ok = self_vis >= min_visible and all(s >= min_visible * t for s, t in zip(shown, self.total))
+        return ok, shown, region.size
+
+    def add(self, box, shown: np.ndarray, size: float) -> int:
+        idx = len(self.total)
+        self.top[self._slice(box)] = idx
+        self.shown = list(shown) + [size]
+        self.total.append(max(box[2] * box[3] / self.cell ** 2, 1e-9))
+        return idx
+
+    def visible(self) -> np.ndarray:
+        return np.minimum(np.asarray(self.shown) / np.maximum(np.asarray(self.total), 1e-9), 1.0)
+
+
+def _free_placement(rng, sizes: np.ndarray, params: dict, ctx: dict) -> Placement:
+    """Place boxes of the given (w, h) bottom to top at random positions meeting visibility."""
+    W, H = ctx["width"], ctx["height"]
+    best = None
+    for _ in range(max(1, params["tries"] // 5)):
+        occ = Occupancy(W, H)
+        boxes = np.zeros((len(sizes), 4), np.int32)
+        placed = np.zeros(len(sizes), bool)
+        order = []
+        for i, (w, h) in enumerate(sizes):
+            for _ in range(params["tries"]):
+                if params["truncate"]:
+                    x, y = rng.integers(-(w // 2), W - w // 2 + 1), rng.integers(-(h // 2), H - h // 2 + 1)
+                else:
+                    x, y = rng.integers(0, W - w + 1), rng.integers(0, H - h + 1)
+                box = (int(x), int(y), int(w), int(h))
+                ok, shown, size = occ.fits(box, params["min_visible"])
+                if ok:
+                    occ.add(box, shown, size)
+                    boxes[i], placed[i] = box, True
+                    order.append(i)
+                    break
+        visible = np.zeros(len(sizes))
+        visible[order] = occ.visible()
+        score = (placed.sum(), visible[placed].mean() if placed.any() else 0.0)
+        if best is None or score > best[0]:
+            best = (score, Placement(boxes, placed, visible))
+        if placed.all() and score[1] >= params["min_mean_visible"]:
+            break
+    return best[1]
+
+
+def _fit(w: float, h: float, W: int, H: int, truncate: bool) -> tuple[int, int]:
+    if not truncate and (w > W or h > H):
+        f = min(W / w, H / h)
+        w, h = w * f, h * f
+    return max(1, int(round(w))), max(1, int(round(h)))
+
+
+def coco_area_edges(params: dict, W: int, H: int) -> np.ndarray:
+    """Mask-area bucket edges: COCO's 32^2 and 96^2 thresholds scaled from 640x480 to W x H."""
+    s2 = W * H / (640 * 480)
+    top = max(params["max_area_fraction"] * W * H, params["min_area"] + 1)
+    return np.clip(np.array([params["min_area"], 32 ** 2 * s2, 96 ** 2 * s2, top]), params["min_area"], top)
+
+
+def sample_mask_areas(rng, n: int, params: dict, W: int, H: int) -> np.ndarray:
+    edges = coco_area_edges(params, W, H)
+    mix = np.asarray(params["size_mix"], float)
+    bucket = rng.choice(3, size=n, p=mix / mix.sum())
+    lo, hi = edges[bucket], np.maximum(edges[bucket + 1], edges[bucket] + 1)
+    return np.exp(rng.uniform(np.log(lo), np.log(hi)))
+
+
+@layout("coco_sizes")
+def coco_sizes(rng, objs: Objects, params: dict, ctx: dict) -> Placement:
+    """SOC's mix: small / medium / large by mask area, log-uniform within each bucket."""
+    W, H = ctx["width"], ctx["height"]
+    area = sample_mask_areas(rng, len(objs.aspect), params, W, H)
+    box_area = area / np.maximum(objs.alpha_fraction, 0.05)
+    w = np.sqrt(box_area * objs.aspect)
+    sizes = np.array([_fit(wi, ba / wi, W, H, params["truncate"]) for wi, ba in zip(w, box_area)]).reshape(-1, 2)
+    return _free_placement(rng, sizes, params, ctx)
+
+
+@layout("random_centers")
+def random_centers(rng, objs: Objects, params: dict, ctx: dict) -> Placement:
+    """The reference pipeline's layout: longest side a uniform fraction of the canvas."""
+    W, H = ctx["width"], ctx["height"]
+    lo, hi = params["scale"]
+    longest = rng.uniform(lo, hi, len(objs.aspect)) * min(W, H)
+    sizes = np.array([_fit(L if a >= 1 else L * a, L / a if a >= 1 else L, W, H, params["truncate"])
+                      for L, a in zip(longest, objs.aspect)]).reshape(-1, 2)
+    return _free_placement(rng, sizes, params, ctx)
+
+
+@layout("grid")
+def grid(rng, objs: Objects, params: dict, ctx: dict) -> Placement:
+    """One object per random grid cell, 60-90% of the cell, jittered; no overlaps."""
+    W, H = ctx["width"], ctx["height"]
+    cols, rows = params["grid"]
+    cw, ch = W / cols, H / rows
+    cells = rng.permutation(cols * rows)
+    n = len(objs.aspect)
+    boxes = np.zeros((n, 4), np.int32)
+    placed = np.zeros(n, bool)
+    for i in range(min(n, len(cells))):
+        f = rng.uniform(0.6, 0.9)
+        a = objs.aspect[i]
+        w, h = (cw * f, cw * f / a) if a >= cw / ch else (ch * f * a, ch * f)
+        w, h = max(1, int(w)), max(1, int(h))
+        cx, cy = cells[i] % cols, cells[i] // cols
+        x = int(cx * cw + rng.integers(0, max(1, int(cw - w)) + 1))
+        y = int(cy * ch + rng.integers(0, max(1, int(ch - h)) + 1))
+        boxes[i] = (min(x, W - w), min(y, H - h), w, h)
+        placed[i] = True
+    return Placement(boxes, placed, placed.astype(float))
+
+
+@layout("replay")
+def replay(rng, objs: Objects, params: dict, ctx: dict) -> Placement:
+    """Boxes replayed from a COCO file (ctx["template"]): each object fitted inside its box."""
+    n = len(objs.aspect)
+    boxes = np.zeros((n, 4), np.int32)
+    for i, (x, y, bw, bh) in enumerate(ctx["template"][:n]):
+        a = objs.aspect[i]
+        w, h = (bw, bw / a) if a >= bw / max(bh, 1e-9) else (bh * a, bh)
+        w, h = max(1, int(round(w))), max(1, int(round(h)))
+        boxes[i] = (int(round(x + (bw - w) / 2)), int(round(y + (bh - h) / 2)), w, h)
+    placed = np.arange(n) < len(ctx["template"])
+    return Placement(boxes, placed, placed.astype(float))
+
+
+def replay_templates(path: str, width: int, height: int) -> list[list[tuple[float, float, float, float]]]:
+    """Per image of a COCO instances file: its non-crowd boxes scaled to the canvas."""
+    import json
+
+    from soclake.errors import SoclakeError
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        images = {im["id"]: (im["width"], im["height"]) for im in doc["images"]}
+        boxes: dict[int, list] = {i: [] for i in sorted(images)}
+        for a in doc["annotations"]:
+            if not a.get("iscrowd", 0) and a["image_id"] in images:
+                x, y, w, h = (float(v) for v in a["bbox"])
+                if w > 0 and h > 0 and all(map(math.isfinite, (x, y, w, h))):
+                    iw, ih = images[a["image_id"]]
+                    sx, sy = width / iw, height / ih
+                    boxes[a["image_id"]].append((x * sx, y * sy, w * sx, h * sy))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SoclakeError(f"[layout] annotations {path}: cannot read COCO boxes ({type(e).__name__}: {e})") from None
+    templates = [b for b in boxes.values() if b]
+    if not templates:
+        raise SoclakeError(f"[layout] annotations {path} has no usable boxes")
+    return templates

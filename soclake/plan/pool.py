@@ -1,0 +1,83 @@
+"""What a job may draw: eligible segments, distractors and backgrounds, counted in SQL and
+resolved from (category, rank) draws back to segment rows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from soclake import sqlfiles
+from soclake.errors import SoclakeError
+from soclake.jobspec import JobSpec
+from soclake.lake import Lake
+
+
+@dataclass
+class CategoryCounts:
+    category_id: np.ndarray       # int32, ascending
+    n: np.ndarray                 # eligible segments per category
+    sub_counts: list[np.ndarray]  # per category: segments per subcategory, in rank order
+
+
+def read_vocab(spec: JobSpec) -> list[str]:
+    if not spec["pool"]["vocab"]:
+        return []
+    from soclake.ingest.engine import canonical_category
+    path = spec.path(spec["pool"]["vocab"])
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = [canonical_category(line) for line in f if line.strip() and not line.startswith("#")]
+    except OSError as e:
+        raise SoclakeError(f"vocabulary file {path} cannot be read: {e.strerror}") from None
+    if not names:
+        raise SoclakeError(f"vocabulary file {path} lists no category")
+    return names
+
+
+def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
+    """Define the _eligible view on the lake's connection and count it per category."""
+    pool = spec["pool"]
+    view = lake.check_filter(pool["filter"])
+    where = pool["where"].strip() or "TRUE"
+    lake.con.register("_job_sources", pa.table({"name": pa.array(pool["sources"], pa.string())}))
+    lake.con.register("_job_vocab", pa.table({"name": pa.array(read_vocab(spec), pa.string())}))
+    try:
+        lake.con.execute(sqlfiles.query("eligible", filter=view, where=where))
+        rows = lake.con.execute(sqlfiles.query("category_counts")).fetchall()
+    except Exception as e:
+        import duckdb
+        if isinstance(e, duckdb.Error):
+            raise SoclakeError(f"[pool] where = {pool['where']!r} is not a valid predicate over segments: {e}") from None
+        raise
+    if not rows:
+        raise SoclakeError(f"no segment is eligible for job {spec.name!r}: filter {view}, sources "
+                           f"{pool['sources'] or 'all'}, where {where!r}, vocab {pool['vocab'] or 'none'}; "
+                           "loosen [pool] or ingest more segments")
+    return CategoryCounts(np.array([r[0] for r in rows], np.int32), np.array([r[1] for r in rows], np.int64),
+                          [np.array(r[2], np.int64) for r in rows])
+
+
+def resolve(lake: Lake, category_id: np.ndarray, rank: np.ndarray, fallback_rank: np.ndarray) -> pa.Table:
+    """Segments for drawn (category_id, rank) pairs, in draw order, with fallbacks."""
+    draws = pa.table({"i": np.arange(len(rank), dtype=np.int64), "category_id": category_id.astype(np.int32),
+                      "rank": rank.astype(np.int64), "fallback_rank": fallback_rank.astype(np.int64)})
+    lake.con.register("_draws", draws)
+    try:
+        out = lake.con.sql(sqlfiles.query("resolve_ranks")).to_arrow_table()
+    finally:
+        lake.con.unregister("_draws")
+    assert out.num_rows == len(rank), "every draw resolves to exactly one segment"
+    return out
+
+
+def distractor_pool(lake: Lake, spec: JobSpec) -> pa.Table:
+    sources = spec["pool"]["sources"]
+    return lake.query("SELECT segment_id, width, height, alpha_fraction FROM distractors "
+                      "WHERE len($s) = 0 OR list_contains($s, source) ORDER BY segment_id", {"s": sources})
+
+
+def background_pool(lake: Lake, spec: JobSpec) -> pa.Table:
+    sources = spec["pool"]["background_sources"]
+    return lake.query("SELECT background_id, width, height FROM backgrounds "
+                      "WHERE len($s) = 0 OR list_contains($s, source) ORDER BY background_id", {"s": sources})

@@ -1,0 +1,124 @@
+"""Sampling strategies: which (category, rank) each object slot of each image gets.
+
+A strategy maps eligible counts per category to category weights; drawing is shared and
+vectorised over the whole job with one seeded numpy Generator, so a plan is a pure function
+of (counts, seed, spec) and never depends on worker count or SQL thread scheduling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from soclake.errors import SoclakeError
+from soclake.plan.pool import CategoryCounts
+
+Weights = Callable[[np.ndarray, dict], np.ndarray]
+
+STRATEGIES: dict[str, Weights] = {
+    "uniform_segments": lambda n, p: n.astype(np.float64),          # SOC: every segment equally likely
+    "uniform_categories": lambda n, p: np.ones(len(n), np.float64),
+    "temperature": lambda n, p: n.astype(np.float64) ** p["temperature"],
+}
+
+
+@dataclass
+class Draws:
+    """One entry per object slot, grouped by image in ascending order."""
+    image: np.ndarray  # int64 image index
+    cat: np.ndarray    # index into CategoryCounts arrays
+    rank: np.ndarray   # rank of the segment within its category
+
+
+def category_probabilities(counts: CategoryCounts, sampling: dict) -> np.ndarray:
+    w = STRATEGIES[sampling["strategy"]](counts.n, sampling)
+    return w / w.sum()
+
+
+def objects_per_image(rng: np.random.Generator, n_images: int, sampling: dict) -> np.ndarray:
+    lo, hi = sampling["objects"]
+    return rng.integers(lo, hi + 1, n_images)
+
+
+def draw(rng: np.random.Generator, counts: CategoryCounts, k: np.ndarray, sampling: dict,
+         category_index: dict[str, int]) -> Draws:
+    """Draw categories and ranks for k[i] objects in image i."""
+    if sampling["single_category"]:
+        return _draw_single_category(rng, counts, k, sampling)
+    p = category_probabilities(counts, sampling)
+    image = np.repeat(np.arange(len(k), dtype=np.int64), k)
+    cat = rng.choice(len(p), size=len(image), p=p)
+    _place_quotas(rng, cat, sampling["quotas"], category_index)
+    rank = (rng.random(len(cat)) * counts.n[cat]).astype(np.int64)
+    _redraw_duplicates(rng, image, cat, rank, counts.n)
+    return Draws(image, cat, rank)
+
+
+def _place_quotas(rng: np.random.Generator, cat: np.ndarray, quotas: dict[str, int],
+                  category_index: dict[str, int]) -> None:
+    if not quotas:
+        return
+    from soclake.ingest.engine import canonical_category
+    wanted = []
+    for name, q in sorted(quotas.items()):
+        idx = category_index.get(canonical_category(name))
+        if idx is None:
+            raise SoclakeError(f"[sampling] quotas: category {name!r} has no eligible segment in this pool")
+        wanted += [idx] * q
+    if len(wanted) > len(cat):
+        raise SoclakeError(f"[sampling] quotas ask for {len(wanted)} instances but the job plans only {len(cat)} "
+                           "objects; raise [job] images or [sampling] objects, or lower the quotas")
+    slots = rng.permutation(len(cat))[:len(wanted)]
+    cat[slots] = wanted
+
+
+def _redraw_duplicates(rng, image, cat, rank, n, passes: int = 8) -> None:
+    """Avoid pasting the same segment twice in one image when the category has others."""
+    for _ in range(passes):
+        key = np.stack([image, cat, rank], axis=1)
+        _, first = np.unique(key, axis=0, return_index=True)
+        dup = np.ones(len(key), bool)
+        dup[first] = False
+        dup &= n[cat] > 1
+        if not dup.any():
+            return
+        rank[dup] = (rng.random(int(dup.sum())) * n[cat[dup]]).astype(np.int64)
+
+
+def _draw_single_category(rng, counts: CategoryCounts, k: np.ndarray, sampling: dict) -> Draws:
+    lo = sampling["objects"][0]
+    ok = counts.n >= lo
+    if not ok.any():
+        raise SoclakeError(f"single-category mode needs a category with at least {lo} eligible segments "
+                           f"([sampling] objects min); the largest has {int(counts.n.max())}")
+    p = category_probabilities(counts, sampling) * ok
+    p /= p.sum()
+    cats = rng.choice(len(p), size=len(k), p=p)
+    images, cat_out, ranks = [], [], []
+    for i, (c, want) in enumerate(zip(cats, k)):
+        r = _distinct_subcategory_ranks(rng, counts.sub_counts[c], int(min(want, counts.n[c])))
+        images.append(np.full(len(r), i, np.int64))
+        cat_out.append(np.full(len(r), c, np.int64))
+        ranks.append(r)
+    return Draws(np.concatenate(images), np.concatenate(cat_out), np.concatenate(ranks))
+
+
+def _distinct_subcategory_ranks(rng, sub_counts: np.ndarray, k: int) -> np.ndarray:
+    """k distinct ranks, spread over as many distinct subcategories as possible."""
+    starts = np.concatenate([[0], np.cumsum(sub_counts)[:-1]])
+    remaining = sub_counts.copy()
+    chosen: list[int] = []
+    taken: set[int] = set()
+    while len(chosen) < k:
+        avail = np.flatnonzero(remaining > 0)
+        pick = rng.choice(avail, size=min(k - len(chosen), len(avail)), replace=False)
+        for s in pick:
+            while True:
+                r = int(starts[s] + rng.integers(sub_counts[s]))
+                if r not in taken:
+                    break
+            taken.add(r)
+            chosen.append(r)
+            remaining[s] -= 1
+    return np.array(chosen, np.int64)

@@ -1,0 +1,80 @@
+"""`soclake show`: draw one sample's composite with its masks, boxes and labels, for a person."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from soclake.errors import SoclakeError
+
+
+def read_sample(shard: str | io.BytesIO, key: str | None) -> tuple[str, dict[str, bytes]]:
+    """Members of the sample `key` (default: the first) of a shard, by extension."""
+    samples: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(fileobj=shard if isinstance(shard, io.BytesIO) else None,
+                      name=None if isinstance(shard, io.BytesIO) else shard) as tar:
+        for m in tar:
+            if not m.isfile():
+                continue
+            k, _, ext = os.path.basename(m.name).partition(".")
+            if key is None:
+                key = k
+            if k == key:
+                samples.setdefault(k, {})[ext] = tar.extractfile(m).read()
+    if key not in samples:
+        raise SoclakeError(f"no sample with key {key!r} in the shard")
+    return key, samples[key]
+
+
+def _shard_of_job(lake_uri: str | None, job: str, key: str | None, fingerprint: str | None) -> io.BytesIO:
+    from soclake.lake import Lake
+    if not lake_uri:
+        raise SoclakeError("showing a job needs --lake")
+    lake = Lake(lake_uri)
+    rows = lake.query("SELECT i.shard_uri, i.key FROM committed_images i JOIN manifest m USING (fingerprint, shard) "
+                      "WHERE i.job = $job AND ($fp IS NULL OR i.fingerprint = $fp) AND ($key IS NULL OR i.key = $key) "
+                      "ORDER BY m.shard_uri DESC, i.key LIMIT 1", {"job": job, "fp": fingerprint, "key": key}).to_pylist()
+    if not rows:
+        raise SoclakeError(f"no committed sample of job {job!r}" + (f" with key {key}" if key else ""))
+    return io.BytesIO(lake.fs.cat_file(lake.path(rows[0]["shard_uri"])))
+
+
+def palette(i: int) -> tuple[int, int, int]:
+    rng = np.random.default_rng(i * 7919 + 1)
+    return tuple(int(v) for v in rng.integers(60, 256, 3))
+
+
+def render_overview(members: dict[str, bytes]) -> Image.Image:
+    info = json.loads(members["json"])
+    comp_ext = info["file_name"].split(".", 1)[1]
+    comp = Image.open(io.BytesIO(members[comp_ext])).convert("RGBA")
+    if comp_ext.startswith("rgba"):  # show transparent composites on a checkerboard
+        board = np.indices((comp.height, comp.width)).sum(0) // 16 % 2 * 60 + 150
+        comp = Image.alpha_composite(Image.fromarray(np.dstack([board] * 3 + [np.full_like(board, 255)]).astype(np.uint8)), comp)
+    pan = np.asarray(Image.open(io.BytesIO(members["pan.png"])).convert("RGB")).astype(np.int64)
+    pid = pan[..., 0] + 256 * pan[..., 1] + 65536 * pan[..., 2]
+    overlay = np.zeros((comp.height, comp.width, 4), np.uint8)
+    for inst in info["instances"]:
+        overlay[pid == inst["panoptic_id"]] = (*palette(inst["panoptic_id"]), 110)
+    out = Image.alpha_composite(comp, Image.fromarray(overlay))
+    draw = ImageDraw.Draw(out)
+    for inst in info["instances"]:
+        x, y, w, h = inst["bbox"]
+        colour = palette(inst["panoptic_id"])
+        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=2)
+        label = f"{inst['category']} #{inst['panoptic_id']}"
+        draw.rectangle([x, y, x + 6 * len(label) + 4, y + 11], fill=colour)
+        draw.text((x + 2, y), label, fill=(0, 0, 0))
+    return out.convert("RGB")
+
+
+def show(target: str, out: str, lake_uri: str | None = None, key: str | None = None,
+         fingerprint: str | None = None) -> str:
+    shard = target if target.endswith(".tar") and os.path.isfile(target) else _shard_of_job(lake_uri, target, key, fingerprint)
+    _, members = read_sample(shard, key)
+    render_overview(members).save(out)
+    return out
