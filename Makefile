@@ -28,6 +28,9 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/soclake info --lake $(DEMO_LAKE)
 	$(BIN)/soclake sql --lake $(DEMO_LAKE) \
 	    "SELECT category, count(*) AS segments, count(DISTINCT subcategory) AS subcategories, any_value(dominant_color) AS a_colour FROM filter_4 GROUP BY category ORDER BY category"
+	$(BIN)/soclake run jobs/demo.toml --lake $(DEMO_LAKE)
+	$(BIN)/soclake jobs --lake $(DEMO_LAKE)
+	$(BIN)/soclake show demo --lake $(DEMO_LAKE) --out $(DEMO_LAKE)/demo-sample.png
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

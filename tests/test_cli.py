@@ -59,3 +59,44 @@ def test_help_for_every_command(capsys):
             main([cmd, "--help"])
         assert e.value.code == 0
         assert "usage: soclake" in capsys.readouterr().out
+
+
+def test_plan_run_jobs_show(tmp_path, capsys):
+    from soclake.sample_pool import write_sample_pool
+    pool, lake = tmp_path / "pool", str(tmp_path / "lake")
+    write_sample_pool(str(pool), ids=1, subcategories=2)
+    assert main(["ingest", "soc", str(pool / "segments"), "--lake", lake, "--workers", "1"]) == 0
+    assert main(["ingest", "backgrounds", str(pool / "backgrounds"), "--lake", lake, "--workers", "1"]) == 0
+    spec = tmp_path / "job.toml"
+    spec.write_text('[job]\nname = "cli"\nimages = 4\nshard_size = 2\n[layout]\nwidth = 96\nheight = 96\n'
+                    '[render]\nbackground = "pool"\n')
+    capsys.readouterr()
+    assert main(["plan", str(spec), "--lake", lake]) == 0
+    assert "4 images in 2 shards" in capsys.readouterr().out
+    assert main(["run", str(spec), "--lake", lake, "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "rendered 2 shard(s) (0 already committed): 4 images" in out
+    assert main(["run", str(spec), "--lake", lake, "--workers", "1"]) == 0
+    assert "rendered 0 shard(s) (2 already committed)" in capsys.readouterr().out
+    assert main(["jobs", "--lake", lake]) == 0
+    assert "complete" in capsys.readouterr().out
+    png = tmp_path / "show.png"
+    assert main(["show", "cli", "--lake", lake, "--out", str(png)]) == 0
+    from PIL import Image
+    assert Image.open(png).size == (96, 96)
+    assert main(["show", "cli", "--lake", lake, "--key", "nope", "--out", str(png)]) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[job]\nname = "x"\nimagez = 3\n')
+    assert main(["plan", str(bad), "--lake", lake]) == 2
+    assert "unknown key 'imagez' in [job]" in capsys.readouterr().err
+
+
+def test_example_job_specs_are_valid():
+    import glob
+    import os
+
+    from soclake import jobspec
+    specs = glob.glob(os.path.join(os.path.dirname(__file__), "..", "jobs", "*.toml"))
+    assert len(specs) >= 4
+    for path in specs:
+        assert jobspec.load(path).name

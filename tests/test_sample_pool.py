@@ -30,5 +30,9 @@ def test_demo_path(tmp_path, capsys):
     # the attribute words of the sample pool are true of the pixels: the named colour dominates
     agree = l.query("SELECT avg((dominant_color = features[1])::INT) a FROM segments").to_pylist()[0]["a"]
     assert agree > 0.8
+    demo_job = str(__import__("pathlib").Path(__file__).parent.parent / "jobs" / "demo.toml")
+    assert main(["run", demo_job, "--lake", lake, "--workers", "2"]) == 0
+    assert "24 images" in capsys.readouterr().out
+    assert main(["show", "demo", "--lake", lake, "--out", str(tmp_path / "demo.png")]) == 0
     assert main(["sample-pool", str(tmp_path / "again")]) == 0
     assert digest(pool / "segments") == digest(tmp_path / "again" / "segments")

@@ -1,10 +1,10 @@
 """Blending modes (Cut-Paste-Learn): how a patch's pixels and alpha meet the canvas.
 
-Each mode maps a straight-alpha RGBA patch (uint8) to its effective premultiplied colour and
-8-bit alpha, plus an offset when the patch grows (motion blur). The effective alpha is what
-is composited and what annotations threshold, so masks always agree with the pixels.
-`poisson` is applied by the compositor (it needs the canvas) and falls back to `none`
-where it cannot run (no background, or the patch touches the canvas border).
+A mode maps a premultiplied float patch (h, w, 4: rgb * a / 255 and a, in 0..255) to its
+effective premultiplied colour, its 8-bit alpha and a padding (motion blur grows the patch).
+The 8-bit alpha is what is composited and what annotations threshold, so masks always agree
+with the pixels. `poisson` colours are computed by the compositor (they need the canvas); it
+falls back to `none` where it cannot run (no background, or the patch touches the border).
 """
 from __future__ import annotations
 
@@ -26,36 +26,35 @@ def blend(name: str):
     return register
 
 
-def _premultiply(rgb: np.ndarray, a8: np.ndarray) -> np.ndarray:
-    return rgb.astype(np.float32) * (a8.astype(np.float32) * np.float32(1 / 255))[..., None]
+def quantize(alpha: np.ndarray) -> np.ndarray:
+    """Float alpha in 0..255 to uint8, rounded and saturated."""
+    return cv2.convertScaleAbs(alpha)
 
 
 @blend("none")
-def hard(patch: np.ndarray, rng, params: dict) -> Patch:
-    a8 = patch[..., 3]
-    return _premultiply(patch[..., :3], a8), a8, 0
+def hard(prem: np.ndarray, rng, params: dict) -> Patch:
+    return prem[..., :3], quantize(prem[..., 3]), 0
 
 
 @blend("poisson")
-def poisson_alpha(patch: np.ndarray, rng, params: dict) -> Patch:
-    """Alpha used around a seamless clone: the binary mask, so the cloned region is exact."""
-    a8 = np.where(patch[..., 3] >= 128, 255, 0).astype(np.uint8)
-    return _premultiply(patch[..., :3], a8), a8, 0
+def poisson_alpha(prem: np.ndarray, rng, params: dict) -> Patch:
+    """The binary mask; the compositor replaces the colour by a seamless clone."""
+    a8 = np.where(prem[..., 3] >= 127.5, 255, 0).astype(np.uint8)
+    return prem[..., :3], a8, 0
 
 
 @blend("gaussian")
-def gaussian(patch: np.ndarray, rng, params: dict) -> Patch:
+def gaussian(prem: np.ndarray, rng, params: dict) -> Patch:
     """Feather the edge inward (alpha x blurred alpha): no halo, colour stays defined."""
     sigma = params["feather"]
-    a = patch[..., 3].astype(np.float32) * np.float32(1 / 255)
-    if sigma > 0:
-        a = a * cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-    a8 = np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8)
-    return _premultiply(patch[..., :3], a8), a8, 0
+    if sigma <= 0:
+        return hard(prem, rng, params)
+    blurred = cv2.GaussianBlur(prem[..., 3] * np.float32(1 / 255), (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    return prem[..., :3] * blurred[..., None], quantize(prem[..., 3] * blurred), 0
 
 
 @blend("motion")
-def motion(patch: np.ndarray, rng, params: dict) -> Patch:
+def motion(prem: np.ndarray, rng, params: dict) -> Patch:
     """Linear motion blur of the premultiplied patch at a random angle; the patch grows."""
     n = params["motion"] | 1
     pad = n // 2 + 1
@@ -65,11 +64,6 @@ def motion(patch: np.ndarray, rng, params: dict) -> Patch:
     for t in np.linspace(-c, c, 2 * n):
         kernel[int(round(c + t * math.sin(ang))), int(round(c + t * math.cos(ang)))] = 1
     kernel /= kernel.sum()
-    padded = np.pad(patch, ((pad, pad), (pad, pad), (0, 0)))
-    a = padded[..., 3].astype(np.float32)
-    prem = np.dstack([_premultiply(padded[..., :3], padded[..., 3]), a])
-    out = cv2.filter2D(prem, -1, kernel, borderType=cv2.BORDER_CONSTANT)
-    a8 = np.clip(out[..., 3] + 0.5, 0, 255).astype(np.uint8)
-    # keep colour consistent with the quantised alpha
-    rgb = out[..., :3] * (a8.astype(np.float32) / np.maximum(out[..., 3], 1e-6))[..., None]
-    return rgb, a8, pad
+    out = cv2.filter2D(cv2.copyMakeBorder(prem, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0), -1, kernel,
+                       borderType=cv2.BORDER_CONSTANT)
+    return out[..., :3], quantize(out[..., 3]), pad

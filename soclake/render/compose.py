@@ -33,9 +33,10 @@ class Rendered:
 
 
 class Canvas:
-    """Premultiplied RGB (0..255) and alpha (0..1) in float32, plus the owner map."""
+    """Premultiplied RGB (0..255) and alpha (0..1) in float32, the owner map, and the
+    optional soft foreground (union of labelled objects)."""
 
-    def __init__(self, width: int, height: int, background: np.ndarray | None):
+    def __init__(self, width: int, height: int, background: np.ndarray | None, n_objects: int, fg: bool):
         self.w, self.h = width, height
         if background is None:
             self.rgb = np.zeros((height, width, 3), np.float32)
@@ -43,8 +44,8 @@ class Canvas:
         else:
             self.rgb = background.astype(np.float32)
             self.alpha = np.ones((height, width), np.float32)
-        self.owner = np.zeros((height, width), np.int32)
-        self.fg = np.zeros((height, width), np.float32)
+        self.owner = np.zeros((height, width), annotate.owner_dtype(n_objects))
+        self.fg = np.zeros((height, width), np.float32) if fg else None
 
     def clip(self, x: int, y: int, w: int, h: int):
         """Canvas and patch slices of a patch at (x, y); None if it misses the canvas."""
@@ -58,12 +59,25 @@ class Canvas:
         if sl is None:
             return
         dst, src = sl
-        a = a8[src].astype(np.float32) * np.float32(1 / 255)
-        inv = 1 - a
-        self.rgb[dst] = prem[src] + self.rgb[dst] * inv[..., None]
-        self.alpha[dst] = a + self.alpha[dst] * inv
-        self.fg[dst] = (a + self.fg[dst] * inv) if labelled else self.fg[dst] * inv
+        inv = 1 - a8[src].astype(np.float32) * np.float32(1 / 255)
+        rgb = self.rgb[dst]  # views: update the canvas in place
+        rgb *= cv2.merge([inv, inv, inv])
+        rgb += prem[src]
+        alpha = self.alpha[dst]
+        alpha *= inv
+        alpha += 1 - inv
+        if self.fg is not None:
+            fg = self.fg[dst]
+            fg *= inv
+            if labelled:
+                fg += 1 - inv
         self.owner[dst][a8[src] >= imaging.MASK_THRESHOLD] = label
+
+    def straight_rgb(self, alpha8: np.ndarray) -> np.ndarray:
+        """Un-premultiplied 8-bit RGB (colour 0 where the 8-bit alpha is 0)."""
+        inv = cv2.divide(1.0, cv2.max(self.alpha, 1e-6))
+        rgb = cv2.convertScaleAbs(cv2.multiply(self.rgb, cv2.merge([inv, inv, inv])))
+        return cv2.bitwise_and(rgb, rgb, mask=alpha8)
 
 
 def _cover(bg: np.ndarray, crop: list[int], w: int, h: int) -> np.ndarray:
@@ -79,45 +93,49 @@ def pick_level(levels: list[dict], w: int, h: int) -> dict:
     return fitting[-1] if fitting else levels[0]
 
 
-def _segment_patch(read: Reader, seg: dict, w: int, h: int) -> np.ndarray:
-    lv = pick_level(seg["levels"], w, h)
-    return imaging.resize_rgba(imaging.decode_level(read(lv["pack"], lv["offset"], lv["length"])), w, h)
+def premultiply(rgba: np.ndarray) -> np.ndarray:
+    """An (h, w, 4) float32 patch from straight RGBA uint8: rgb * a / 255 and a, in 0..255."""
+    rgba = np.ascontiguousarray(rgba)
+    a = rgba[..., 3]
+    scale = cv2.merge([a, a, a, np.full_like(a, 255)])
+    return cv2.multiply(rgba, scale, scale=1 / 255, dtype=cv2.CV_32F)
 
 
-def _rotate(patch: np.ndarray, angle: float) -> tuple[np.ndarray, int, int]:
-    """Rotate about the centre, growing the patch; returns it and the shift of its corner."""
-    h, w = patch.shape[:2]
+def _resize(prem: np.ndarray, w: int, h: int) -> np.ndarray:
+    if (prem.shape[1], prem.shape[0]) == (w, h):
+        return prem
+    shrinking = w < prem.shape[1] and h < prem.shape[0]
+    return cv2.resize(prem, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _rotate(prem: np.ndarray, angle: float) -> tuple[np.ndarray, int, int]:
+    """Rotate a premultiplied patch about its centre, growing it; returns it and the shift."""
+    h, w = prem.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
     nw, nh = int(np.ceil(h * sin + w * cos)), int(np.ceil(h * cos + w * sin))
     m[0, 2] += nw / 2 - w / 2
     m[1, 2] += nh / 2 - h / 2
-    a = patch[..., 3:4].astype(np.float32) / 255
-    prem = np.dstack([patch[..., :3] * a, a * 255])
     out = cv2.warpAffine(prem, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    alpha = np.clip(out[..., 3] + 0.5, 0, 255)
-    rgb = out[..., :3] * (255 / np.maximum(out[..., 3:4], 1e-3))
-    res = np.dstack([np.clip(rgb + 0.5, 0, 255), alpha]).astype(np.uint8)
-    res[res[..., 3] == 0, :3] = 0
-    return res, (nw - w) // 2, (nh - h) // 2
+    return out, (nw - w) // 2, (nh - h) // 2
 
 
-def _poisson(canvas: Canvas, patch: np.ndarray, x: int, y: int) -> np.ndarray | None:
+def _poisson(canvas: Canvas, prem: np.ndarray, a8: np.ndarray, x: int, y: int) -> np.ndarray | None:
     """Seamless-clone colours for a patch fully inside a backgrounded canvas (else None)."""
-    h, w = patch.shape[:2]
+    h, w = a8.shape
     if x < 1 or y < 1 or x + w > canvas.w - 1 or y + h > canvas.h - 1 or canvas.alpha.min() < 1:
         return None
-    mask = np.where(patch[..., 3] >= imaging.MASK_THRESHOLD, 255, 0).astype(np.uint8)
+    mask = a8
     if not mask.any():
         return None
+    straight = cv2.convertScaleAbs(prem[..., :3] * (255 / np.maximum(prem[..., 3:4], 1e-3)))
     ys, xs = np.nonzero(mask)
     # seamlessClone centres the mask's bounding box at `center`
     cx = x + (xs.min() + xs.max() + 1) // 2
     cy = y + (ys.min() + ys.max() + 1) // 2
-    dst = np.clip(canvas.rgb + 0.5, 0, 255).astype(np.uint8)
+    dst = cv2.convertScaleAbs(canvas.rgb)
     # seamlessClone writes into the mask it is given: hand it a copy
-    out = cv2.seamlessClone(np.ascontiguousarray(patch[..., :3]), dst, mask.copy(), (int(cx), int(cy)),
-                            cv2.NORMAL_CLONE)
+    out = cv2.seamlessClone(straight, dst, mask.copy(), (int(cx), int(cy)), cv2.NORMAL_CLONE)
     return out[y:y + h, x:x + w].astype(np.float32) * (mask[..., None].astype(np.float32) / 255)
 
 
@@ -134,15 +152,14 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
         return bg_cache[bid]
 
     base = _cover(background(plan["background_id"]), plan["background_crop"], W, H) if plan["background_id"] else None
-    canvas = Canvas(W, H, base)
+    n_labelled = sum(p["role"] == "object" for p in plan["objects"])
+    canvas = Canvas(W, H, base, n_labelled, options["fg_mask"])
     objects: list[dict] = []   # labelled pastes, in layer order
     failures: list[dict] = []
     for paste in plan["objects"]:
         patch, used, replaced_from = _load_patch(paste, segments, read, failures, background)
         if patch is None:
             continue
-        if paste["flip"]:
-            patch = np.ascontiguousarray(patch[:, ::-1])
         x, y = paste["x"], paste["y"]
         if paste["angle"]:
             patch, dx, dy = _rotate(patch, paste["angle"])
@@ -151,7 +168,7 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
         prem, a8, pad = BLENDS[mode](patch, rng, options)
         x, y = x - pad, y - pad
         if mode == "poisson":
-            cloned = _poisson(canvas, patch, x, y)
+            cloned = _poisson(canvas, patch, a8, x, y)
             if cloned is None:
                 mode = "none"
             else:
@@ -160,28 +177,33 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
         label = len(objects) + 1 if labelled else 0
         canvas.paste(prem, a8, x, y, label, labelled)
         if labelled:
-            ys, xs = np.nonzero(a8 >= imaging.MASK_THRESHOLD)
             objects.append({"paste": paste, "segment_id": used, "replaced": replaced_from, "blend": mode,
-                            "full_area": len(ys),
+                            "full_area": int(np.count_nonzero(a8 >= imaging.MASK_THRESHOLD)),
                             "box": (max(x, 0), max(y, 0), min(x + a8.shape[1], W), min(y + a8.shape[0], H))})
     return _finish(plan, canvas, objects, failures, segments, options, provenance)
 
 
 def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, background):
-    """Resized RGBA patch of a paste; a failed pack read falls back to the planned fallback."""
+    """Premultiplied patch of a paste at its size; a failed read falls back to the plan's fallback."""
     w, h = paste["w"], paste["h"]
     for sid in dict.fromkeys([paste["segment_id"], paste["fallback_id"]]):
         try:
-            patch = _segment_patch(read, segments[sid], w, h)
+            lv = pick_level(segments[sid]["levels"], w, h)
+            rgba = imaging.decode_level(read(lv["pack"], lv["offset"], lv["length"]))
         except (OSError, RejectedItem, KeyError, ValueError) as e:
             # no object addresses in the message: samples must be byte-identical across runs
             failures.append({"segment_id": sid, "error": re.sub(r" at 0x[0-9a-f]+", "", f"{type(e).__name__}: {e}")[:300]})
             continue
+        if paste["flip"]:
+            rgba = rgba[:, ::-1]
         if paste["role"] == "decoy":
+            alpha = cv2.resize(np.ascontiguousarray(rgba[..., 3]), (w, h), interpolation=cv2.INTER_LINEAR)
             sx, sy, sw, sh = paste["source_box"]
             texture = background(paste["source_background_id"])[sy:sy + sh, sx:sx + sw]
-            patch = np.dstack([cv2.resize(texture, (w, h), interpolation=cv2.INTER_LINEAR), patch[..., 3]])
-        return patch, sid, (paste["segment_id"] if sid != paste["segment_id"] else None)
+            prem = premultiply(np.dstack([cv2.resize(texture, (w, h), interpolation=cv2.INTER_LINEAR), alpha]))
+        else:
+            prem = _resize(premultiply(rgba), w, h)
+        return prem, sid, (paste["segment_id"] if sid != paste["segment_id"] else None)
     return None, None, None
 
 
@@ -225,20 +247,17 @@ def _member_order(ext: str) -> tuple:
 def _encode(plan: dict, canvas: Canvas, pan: np.ndarray, options: dict) -> tuple[dict[str, bytes], str]:
     members: dict[str, bytes] = {}
     if plan["background_id"]:
-        rgb = np.clip(canvas.rgb + 0.5, 0, 255).astype(np.uint8)
         ext = options["format"]
-        members[ext] = encode_image(rgb, ext, options["quality"])
+        members[ext] = encode_image(cv2.convertScaleAbs(canvas.rgb), ext, options["quality"])
     else:
-        alpha = canvas.alpha
-        rgb = canvas.rgb / np.maximum(alpha, 1e-6)[..., None]
-        rgba = np.dstack([np.clip(rgb + 0.5, 0, 255), np.clip(alpha * 255 + 0.5, 0, 255)]).astype(np.uint8)
-        rgba[rgba[..., 3] == 0, :3] = 0
+        alpha8 = cv2.convertScaleAbs(canvas.alpha, alpha=255)
+        rgba = cv2.cvtColor(canvas.straight_rgb(alpha8), cv2.COLOR_RGB2RGBA)
+        rgba[..., 3] = alpha8
         ext = "rgba.webp" if options["format"] == "webp" else "rgba.png"
         members[ext] = encode_image(rgba, ext.split(".")[-1], options["quality"])
-    members["pan.png"] = cv2.imencode(".png", annotate.encode_pan_rgb(pan)[..., ::-1], PNG_FAST)[1].tobytes()
-    if options["fg_mask"]:
-        fg = np.clip(canvas.fg * 255 + 0.5, 0, 255).astype(np.uint8)
-        members["fg.png"] = cv2.imencode(".png", fg, PNG_FAST)[1].tobytes()
+    members["pan.png"] = cv2.imencode(".png", annotate.encode_pan_bgr(pan), PNG_FAST)[1].tobytes()
+    if canvas.fg is not None:
+        members["fg.png"] = cv2.imencode(".png", cv2.convertScaleAbs(canvas.fg, alpha=255), PNG_FAST)[1].tobytes()
     return members, f"{plan['key']}.{ext}"
 
 
@@ -250,8 +269,8 @@ def encode_image(arr: np.ndarray, ext: str, quality: int) -> bytes:
         Image.fromarray(arr).save(buf, "JPEG", quality=quality)
         return buf.getvalue()
     if ext == "png":
-        order = [2, 1, 0, 3] if arr.shape[2] == 4 else [2, 1, 0]
-        return cv2.imencode(".png", np.ascontiguousarray(arr[..., order]), PNG_FAST)[1].tobytes()
+        bgr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA if arr.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+        return cv2.imencode(".png", bgr, PNG_FAST)[1].tobytes()
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "WEBP", lossless=True, quality=0, method=0, exact=True)
     return buf.getvalue()
