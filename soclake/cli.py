@@ -152,7 +152,7 @@ def cmd_run(args) -> int:
     summary = jobs.run(lake, jobspec.load(args.spec), workers=args.workers, executor=args.executor,
                        progress=args.progress)
     print(summary.describe().replace("shards: ", f"shards: {lake.uri}/"))
-    return 0
+    return 1 if summary.failed else 0
 
 
 def cmd_jobs(args) -> int:

@@ -54,6 +54,10 @@ class RunSummary:
     dropped: int = 0
     replaced: int = 0
     seconds: float = 0.0
+    failed: dict = None  # shard -> error, for shards that could not be rendered
+
+    def __post_init__(self):
+        self.failed = self.failed or {}
 
     def describe(self) -> str:
         rate = self.images / self.seconds if self.seconds else 0.0
@@ -61,7 +65,8 @@ class RunSummary:
         return (f"job {self.job} [{self.fingerprint}]: rendered {self.shards_rendered} shard(s) "
                 f"({skipped} already committed): {self.images} images, {self.instances} instances, "
                 f"{self.dropped} dropped (too small visible area), {self.replaced} replaced segments, "
-                f"{self.seconds:.1f}s ({rate:.2f} images/s)\nshards: {self.folder}/shards/")
+                f"{self.seconds:.1f}s ({rate:.2f} images/s)\nshards: {self.folder}/shards/"
+                + "".join(f"\nFAILED shard {s}: {e} (rerun to retry it)" for s, e in sorted(self.failed.items())))
 
 
 def pool_snapshot(lake: Lake) -> str:
@@ -127,8 +132,16 @@ def shard_task(lake: Lake, job: Job, shard: int) -> dict:
             "backgrounds": {r["background_id"]: r for r in bgs.to_pylist()}}
 
 
+def render_shard_safely(task: dict) -> dict:
+    """Worker entry: a shard that fails is reported, never taking the other shards down."""
+    try:
+        return render_shard(task)
+    except Exception as e:  # reported per shard; the shard stays uncommitted and is retried next run
+        return {"shard": task["shard"], "error": f"{type(e).__name__}: {e}"}
+
+
 def render_shard(task: dict) -> dict:
-    """Worker: render every image of a shard, write and commit the shard. Pure of the task."""
+    """Render every image of a shard, write and commit the shard. Pure of the task."""
     from soclake.render.compose import render_image
     t0 = time.perf_counter()
     lake = Lake(task["lake"])
@@ -176,7 +189,11 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
     tasks = (shard_task(lake, job, s) for s in todo)
     bar = tqdm(total=len(todo), desc=f"render {job.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)
-    for stats in executors.get(executor).run(render_shard, tasks, workers):
+    for stats in executors.get(executor).run(render_shard_safely, tasks, workers):
+        if "error" in stats:
+            summary.failed[stats["shard"]] = stats["error"]
+            bar.update(1)
+            continue
         for k in ("images", "instances", "dropped", "replaced"):
             setattr(summary, k, getattr(summary, k) + stats[k])
         bar.update(1)

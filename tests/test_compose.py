@@ -221,3 +221,29 @@ def test_distractors_are_void_in_the_panoptic_map(tmp_path):
     assert void_but_opaque > 0  # distractor pixels are drawn but belong to no instance
     cats = lake.query("SELECT DISTINCT category_id FROM annotations").to_pylist()
     assert cats == [{"category_id": 1}]
+
+
+def test_a_failing_shard_is_reported_and_retried(sample_lake):
+    spec = job_spec("flaky", job={"images": 6, "shard_size": 2}, render={"background": "pool"})
+    job = jobs.prepare(sample_lake, spec)
+    with sample_lake.writer_lock():
+        jobs.plan(sample_lake, job)
+    sample_lake.refresh()
+    bg = sample_lake.query("SELECT background_id FROM plan WHERE fingerprint = $fp AND shard = 1 LIMIT 1",
+                           {"fp": job.fingerprint}).to_pylist()[0]["background_id"]
+    original = jobs.shard_task
+
+    def broken_task(lake, job_, shard):
+        task = original(lake, job_, shard)
+        if shard == 1:
+            task["backgrounds"][bg] = {**task["backgrounds"][bg], "length": 7}
+        return task
+
+    jobs.shard_task = broken_task
+    try:
+        first = jobs.run(sample_lake, spec, workers=1, progress=False)
+    finally:
+        jobs.shard_task = original
+    assert set(first.failed) == {1} and first.images == 4 and "FAILED shard 1" in first.describe()
+    again = jobs.run(sample_lake, spec, workers=1, progress=False)
+    assert again.shards_rendered == 1 and not again.failed and again.images == 2
