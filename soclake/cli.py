@@ -14,6 +14,14 @@ def _lake_arg(p: argparse.ArgumentParser) -> None:
                    help="lake root: a folder or an fsspec URI (default: $SOCLAKE_LAKE)")
 
 
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fingerprint", help="job fingerprint (default: the newest with committed shards)")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="share of images in val (default 0.05)")
+    p.add_argument("--test-fraction", type=float, default=0.05, help="share of images in test (default 0.05)")
+    p.add_argument("--stratify", action="store_true",
+                   help="move one image of every category with >= 10 images and none in val into val")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="soclake", description="A data lakehouse for synthetic "
                                  "object-composition datasets.")
@@ -77,6 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="sample key (default: the first sample)")
     p.add_argument("--fingerprint", help="job fingerprint (default: the job's newest committed one)")
     p.add_argument("--out", required=True, help="output PNG")
+
+    p = sub.add_parser("export", help="export a job as COCO instances, COCO panoptic or ODVG",
+                       description="coco: DIR/annotations.json; panoptic: DIR/panoptic.json + DIR/panoptic/*.png; "
+                       "odvg: DIR/odvg.jsonl + DIR/label_map.json; --images also extracts the composites to DIR/images/.")
+    _lake_arg(p)
+    p.add_argument("--job", required=True, help="job name")
+    p.add_argument("--format", required=True, choices=["coco", "panoptic", "odvg"])
+    p.add_argument("--split", default="all", choices=["train", "val", "test", "all"])
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--images", action="store_true", help="also extract the composites to OUT/images/")
+    _split_args(p)
+
+    p = sub.add_parser("stats", help="category statistics and split sizes of a job")
+    _lake_arg(p)
+    p.add_argument("--job", required=True)
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _split_args(p)
 
     p = sub.add_parser("sample-pool", help="write the built-in sample pool (SOC layout + backgrounds)")
     p.add_argument("out")
@@ -171,7 +196,36 @@ def cmd_show(args) -> int:
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
+def cmd_export(args) -> int:
+    from soclake.export import export
+    from soclake.lake import Lake
+    summary = export(Lake(_need_lake(args)), args.job, args.format, args.out, split=args.split, images=args.images,
+                     fingerprint=args.fingerprint, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                     stratify=args.stratify)
+    print(summary.describe())
+    return 0
+
+
+def cmd_stats(args) -> int:
+    import pyarrow.csv as pacsv
+
+    from soclake.export import stats
+    from soclake.lake import Lake
+    from soclake.output import print_table
+    fp, missing, cats, splits = stats(Lake(_need_lake(args)), args.job, args.fingerprint, args.val_fraction,
+                                      args.test_fraction, args.stratify)
+    if args.format == "table":
+        print_table(cats, title=f"categories of job {args.job} [{fp}]")
+        print_table(splits, title="splits")
+    elif args.format == "csv":
+        pacsv.write_csv(cats, sys.stdout.buffer)
+    else:
+        print(json.dumps({"job": args.job, "fingerprint": fp, "missing_shards": missing,
+                          "categories": cats.to_pylist(), "splits": splits.to_pylist()}))
+    return 0
+
+
+COMMANDS = {"export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,6 +118,8 @@ class Lake:
             else:
                 con.register(f"_empty_{table}", table_schema(table).empty_table())
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
+        from soclake.vocab import coco_categories
+        con.register("_coco_vocabulary", pa.Table.from_pylist(coco_categories()))
         for sql_file in sorted(data_dir("sql").glob("*.sql")):
             con.execute(sql_file.read_text())
         return con
