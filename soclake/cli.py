@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _split_args(p)
 
+    p = sub.add_parser("serve", help="serve a lake's files over HTTP with byte ranges (127.0.0.1 by default)")
+    _lake_arg(p)
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+
     p = sub.add_parser("sample-pool", help="write the built-in sample pool (SOC layout + backgrounds)")
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
@@ -225,7 +230,22 @@ def cmd_stats(args) -> int:
     return 0
 
 
-COMMANDS = {"export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
+def cmd_serve(args) -> int:
+    from soclake.lake import Lake
+    from soclake.serve import make_server
+    lake = Lake(_need_lake(args))
+    server = make_server(lake.root, args.port, args.host)
+    print(f"serving {lake.root} at http://{args.host}:{server.server_port}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,6 +199,8 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
         bar.update(1)
     bar.close()
     lake.refresh()
+    from soclake.stream import write_index
+    write_index(lake, job.name, job.fingerprint)
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -1,0 +1,385 @@
+"""Streaming a job's committed shards to training: exactly once per epoch across ranks and
+workers, seeded and resumable, from a lake folder, an http(s) URL or s3://.
+
+The shard index (jobs/<name>/index.json, written by `soclake run`) lists every committed
+shard with its sample count, size and sha256, so nothing lists a bucket. An epoch's samples
+are laid out in a seeded shard order and cut into rank x worker slots of equal size (padding
+repeats, flagged `__padded__`, unless pad=False); each worker reads only the shards that
+overlap its slot, shuffles through a seeded buffer, then decodes. Plain Python; the torch
+wrapper at the bottom imports torch lazily.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import json
+import math
+import tarfile
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from soclake.errors import SoclakeError
+
+TASKS = ("raw", "detection", "segmentation", "grounding")
+
+
+# ---------------------------------------------------------------------------- index
+def write_index(lake, job: str, fingerprint: str) -> dict:
+    """Write jobs/<job>/<fp>/index.json and jobs/<job>/index.json from the manifest."""
+    from soclake import storage
+    rows = lake.query("SELECT shard, shard_uri, samples, bytes, sha256 FROM manifest WHERE fingerprint = $fp "
+                      "AND stage = 'compose' ORDER BY shard", {"fp": fingerprint}).to_pylist()
+    index = {"job": job, "fingerprint": fingerprint,
+             "shards": [{"url": r["shard_uri"], "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]}
+                        for r in rows]}
+    data = json.dumps(index, indent=1).encode()
+    storage.write_bytes(lake.fs, lake.path("jobs", job, fingerprint, "index.json"), data)
+    storage.write_bytes(lake.fs, lake.path("jobs", job, "index.json"), data)
+    return index
+
+
+def fetch(url: str, storage_options: dict | None = None) -> bytes:
+    """Whole-object read of a local path, http(s) URL or any fsspec URL (s3:// needs s3fs;
+    credentials and endpoint from the usual environment or `storage_options`)."""
+    if url.startswith(("http://", "https://")):
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.read()
+    import fsspec
+    with fsspec.open(url, "rb", **(storage_options or {})) as f:
+        return f.read()
+
+
+def load_index(source: str, job: str | None = None, storage_options: dict | None = None) -> tuple[str, dict]:
+    """(base URL, index) of a job: SOURCE is a lake root (with job) or an index.json URL."""
+    source = source.rstrip("/")
+    url = source if source.endswith(".json") else f"{source}/jobs/{job}/index.json"
+    if not source.endswith(".json") and not job:
+        raise SoclakeError("streaming from a lake root needs the job name")
+    try:
+        index = json.loads(fetch(url, storage_options))
+    except (OSError, ValueError) as e:
+        raise SoclakeError(f"cannot read shard index {url}: {e}; run the job (`soclake run`) to write it") from None
+    base = source.rsplit("/jobs/", 1)[0] if source.endswith(".json") else source
+    return base, index
+
+
+# ---------------------------------------------------------------------------- epoch layout
+@dataclass(frozen=True)
+class Piece:
+    shard: int
+    start: int    # sample offset within the shard
+    stop: int
+    padded: bool  # a repeat that only evens out the slots
+
+
+def shard_order(n_shards: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    if not shuffle:
+        return np.arange(n_shards)
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, 0])).permutation(n_shards)
+
+
+def slot_pieces(counts: list[int], order: np.ndarray, slot: int, slots: int, pad: bool) -> list[Piece]:
+    """Shard ranges of one slot (rank * workers + worker) of the epoch's sample sequence.
+
+    The sequence is the shards' samples in `order`; slot s takes positions [lo, hi). With
+    pad, every slot has ceil(total / slots) positions and those past the end wrap around."""
+    total = sum(counts)
+    if total == 0:
+        return []
+    if pad:
+        per = math.ceil(total / slots)
+        lo, hi = slot * per, (slot + 1) * per
+    else:
+        base, extra = divmod(total, slots)
+        lo = slot * base + min(slot, extra)
+        hi = lo + base + (slot < extra)
+    sizes = [counts[s] for s in order]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+    pieces: list[Piece] = []
+    pos = lo
+    while pos < hi:
+        p = pos % total
+        k = bisect.bisect_right(starts, p) - 1
+        offset = p - starts[k]
+        n = min(sizes[k] - offset, hi - pos)
+        pieces.append(Piece(int(order[k]), offset, offset + n, pos >= total))
+        pos += n
+    return pieces
+
+
+# ---------------------------------------------------------------------------- reading
+@dataclass
+class Stats:
+    samples: int = 0
+    bad_shards: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def read_shard(data: bytes, sha256: str | None) -> list[dict]:
+    """Samples of a shard (members grouped by key, in order); raises ValueError when corrupt."""
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError("sha256 mismatch")
+    samples: list[dict] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for m in tar:
+                if not m.isfile() or "/" in m.name or m.name.startswith("."):
+                    continue
+                key, _, ext = m.name.partition(".")
+                if not samples or samples[-1]["__key__"] != key:
+                    samples.append({"__key__": key})
+                samples[-1][ext] = tar.extractfile(m).read()
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise ValueError(f"unreadable tar ({e})") from None
+    for s in samples:
+        if "json" not in s:
+            raise ValueError(f"sample {s['__key__']} has no json member")
+    return samples
+
+
+def split_of(job: str, image_id: int, val: float, test: float) -> str:
+    """Python twin of the SQL macro split_of: md5(job/image_id) against the fractions."""
+    x = int(hashlib.md5(f"{job}/{image_id}".encode()).hexdigest()[:8], 16) / 4294967296.0
+    return "test" if x < test else "val" if x < test + val else "train"
+
+
+# ---------------------------------------------------------------------------- decoding
+def decode_sample(sample: dict, task: str, resize: tuple[int, int] | None = None) -> dict:
+    """Numpy arrays for a task: image (H, W, 3), boxes (N, 4) xyxy, labels (N,), masks (N, H, W)
+    for segmentation, expressions (text + target boxes) for grounding."""
+    if task == "raw":
+        return sample
+    import cv2
+    from PIL import Image
+    info = json.loads(sample["json"])
+    comp = next(k for k in sample if k.endswith(("jpg", "png", "webp")) and not k.startswith(("pan.", "fg.")))
+    image = np.asarray(Image.open(io.BytesIO(sample[comp])).convert("RGB"))
+    insts = info["instances"]
+    boxes = np.array([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in (i["bbox"] for i in insts)], np.float32).reshape(-1, 4)
+    out = {"__key__": sample["__key__"], "image": image, "boxes": boxes,
+           "labels": np.array([i["category_id"] for i in insts], np.int64)}
+    if task == "segmentation":
+        from pycocotools import mask as mask_utils
+        rles = [{"size": i["segmentation"]["size"], "counts": i["segmentation"]["counts"]} for i in insts]
+        out["masks"] = (np.transpose(mask_utils.decode(rles), (2, 0, 1)) if rles
+                        else np.zeros((0, *image.shape[:2]), np.uint8))
+    if task == "grounding":
+        out["expressions"] = _expressions(sample, insts, boxes)
+    if resize:
+        out = _resize(out, resize)
+    out["__padded__"] = sample.get("__padded__", False)
+    return out
+
+
+def _expressions(sample: dict, insts: list[dict], boxes: np.ndarray) -> list[dict]:
+    """Referring expressions of the refexp stage when present, else one phrase per category."""
+    if "refexp.json" in sample:
+        by_id = {i["ann_id"]: k for k, i in enumerate(insts)}
+        return [{"text": e["text"], "boxes": boxes[[by_id[t] for t in e.get("targets", []) if t in by_id]]}
+                for e in json.loads(sample["refexp.json"]).get("expressions", [])]
+    names: dict[str, list[int]] = {}
+    for k, i in enumerate(insts):
+        names.setdefault(i["category"], []).append(k)
+    return [{"text": n, "boxes": boxes[idx]} for n, idx in sorted(names.items())]
+
+
+def _resize(out: dict, size: tuple[int, int]) -> dict:
+    import cv2
+    h, w = out["image"].shape[:2]
+    W, H = size
+    sx, sy = W / w, H / h
+    out["image"] = cv2.resize(out["image"], (W, H), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR)
+    out["boxes"] = out["boxes"] * np.array([sx, sy, sx, sy], np.float32)
+    if "masks" in out:
+        out["masks"] = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_NEAREST) for m in out["masks"]]) \
+            if len(out["masks"]) else np.zeros((0, H, W), np.uint8)
+    for e in out.get("expressions", []):
+        e["boxes"] = e["boxes"] * np.array([sx, sy, sx, sy], np.float32)
+    return out
+
+
+# ---------------------------------------------------------------------------- the stream
+class Stream:
+    """A job's committed shards as an epoch-aware, rank- and worker-partitioned sample stream."""
+
+    def __init__(self, source: str, job: str | None = None, *, split: str = "all", task: str = "detection",
+                 rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True, buffer: int = 64,
+                 pad: bool = True, resize: tuple[int, int] | None = None, handler: str = "warn",
+                 val_fraction: float = 0.05, test_fraction: float = 0.05, verify: bool = True,
+                 storage_options: dict | None = None):
+        if task not in TASKS:
+            raise SoclakeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        if handler not in ("warn", "raise"):
+            raise SoclakeError("handler must be 'warn' (skip and count bad shards) or 'raise'")
+        if split not in ("all", "train", "val", "test"):
+            raise SoclakeError(f"unknown split {split!r}")
+        if not 0 <= rank < world_size:
+            raise SoclakeError(f"rank {rank} is outside world size {world_size}")
+        self.storage_options = storage_options
+        self.base, self.index = load_index(source, job, storage_options)
+        self.job = self.index["job"]
+        self.counts = [s["samples"] for s in self.index["shards"]]
+        self.split, self.task, self.rank, self.world_size = split, task, rank, world_size
+        self.seed, self.shuffle, self.buffer, self.pad, self.resize = seed, shuffle, buffer, pad, resize
+        self.handler, self.val, self.test, self.verify = handler, val_fraction, test_fraction, verify
+        self.epoch = 0
+        self.stats = Stats()
+
+    def __len__(self) -> int:
+        """Samples per rank per epoch before the split filter (equal for every rank when padding)."""
+        total = sum(self.counts)
+        return math.ceil(total / self.world_size) if self.pad else len(self._pieces_all(self.rank, 1))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _pieces_all(self, rank: int, workers: int) -> list[Piece]:
+        order = shard_order(len(self.counts), self.seed, self.epoch, self.shuffle)
+        return [p for w in range(workers)
+                for p in slot_pieces(self.counts, order, rank * workers + w, self.world_size * workers, self.pad)]
+
+    def _url(self, shard: int) -> str:
+        return f"{self.base}/{self.index['shards'][shard]['url']}"
+
+    def _samples(self, worker: int, workers: int) -> Iterator[dict]:
+        order = shard_order(len(self.counts), self.seed, self.epoch, self.shuffle)
+        pieces = slot_pieces(self.counts, order, self.rank * workers + worker, self.world_size * workers, self.pad)
+        cache: tuple[int, list[dict]] | None = None
+        for piece in pieces:
+            if cache is None or cache[0] != piece.shard:
+                meta = self.index["shards"][piece.shard]
+                try:
+                    data = fetch(self._url(piece.shard), self.storage_options)
+                    cache = (piece.shard, read_shard(data, meta["sha256"] if self.verify else None))
+                except (ValueError, OSError) as e:
+                    self._bad(piece.shard, e)
+                    cache = (piece.shard, [])
+                    continue
+            for s in cache[1][piece.start:piece.stop]:
+                if self.split == "all" or split_of(self.job, int(s["__key__"]), self.val, self.test) == self.split:
+                    yield {**s, "__padded__": piece.padded} if piece.padded else s
+
+    def _bad(self, shard: int, error: Exception) -> None:
+        msg = f"shard {self._url(shard)}: {error}"
+        if self.handler == "raise":
+            raise SoclakeError(msg)
+        self.stats.bad_shards += 1
+        self.stats.errors.append(msg)
+        warnings.warn(f"skipping bad {msg}", stacklevel=2)
+
+    def _shuffled(self, samples: Iterator[dict], worker: int) -> Iterator[dict]:
+        if not self.shuffle or self.buffer <= 1:
+            yield from samples
+            return
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 1, self.rank, worker]))
+        buf: list[dict] = []
+        for s in samples:
+            if len(buf) < self.buffer:
+                buf.append(s)
+                continue
+            k = int(rng.integers(len(buf)))
+            buf[k], s = s, buf[k]
+            yield s
+        while buf:
+            yield buf.pop(int(rng.integers(len(buf))))
+
+    def iter_worker(self, worker: int = 0, workers: int = 1, skip: int = 0) -> Iterator[dict]:
+        """This rank's samples for one of `workers` data-loading workers, after skipping the
+        first `skip` (already consumed before a resume; skipped before decoding)."""
+        for i, s in enumerate(self._shuffled(self._samples(worker, workers), worker)):
+            if i >= skip:
+                self.stats.samples += 1
+                yield decode_sample(s, self.task, self.resize)
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.iter_worker(0, 1)
+
+
+def worker_skips(batches: int, per_worker: list[int], batch_size: int, drop_last: bool = False) -> list[int]:
+    """Samples each worker had delivered after `batches` batches of a torch DataLoader, which
+    takes batches from its workers round-robin, skipping exhausted ones."""
+    n_batches = [(n // batch_size if drop_last else math.ceil(n / batch_size)) for n in per_worker]
+    taken = [0] * len(per_worker)
+    w, left = 0, batches
+    while left > 0 and any(t < n for t, n in zip(taken, n_batches)):
+        if taken[w] < n_batches[w]:
+            taken[w] += 1
+            left -= 1
+        w = (w + 1) % len(per_worker)
+    return [min(t * batch_size, n) for t, n in zip(taken, per_worker)]
+
+
+# ---------------------------------------------------------------------------- torch
+def torch_loader(stream: Stream, batch_size: int = 8, num_workers: int = 0, **loader_kwargs):
+    """A resumable torch DataLoader over `stream`: iterate it, call state_dict() at any point,
+    and a fresh loader given load_state_dict(state) continues the same epoch exactly."""
+    try:
+        import torch
+        from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+    except ImportError:
+        raise SoclakeError("the torch loader needs PyTorch: pip install torch==2.13.0") from None
+
+    class _Dataset(IterableDataset):
+        def __init__(self):
+            self.skips: list[int] = []
+
+        def __iter__(self):
+            info = get_worker_info()
+            wid, n = (info.id, info.num_workers) if info else (0, 1)
+            skip = self.skips[wid] if self.skips else 0
+            for s in stream.iter_worker(wid, n, skip):
+                yield {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+
+    class Loader:
+        def __init__(self):
+            self.dataset = _Dataset()
+            self.workers = max(num_workers, 1)
+            self.batches = 0
+            self.loader = DataLoader(self.dataset, batch_size=batch_size, num_workers=num_workers,
+                                     collate_fn=collate, **loader_kwargs)
+
+        def __iter__(self):
+            for batch in self.loader:
+                self.batches += 1
+                yield batch
+            stream.set_epoch(stream.epoch + 1)
+            self.batches, self.dataset.skips = 0, []
+
+        def state_dict(self) -> dict:
+            return {"epoch": stream.epoch, "batches": self.batches, "seed": stream.seed}
+
+        def load_state_dict(self, state: dict) -> None:
+            if state["seed"] != stream.seed:
+                raise SoclakeError("resume state was made with another seed")
+            stream.set_epoch(state["epoch"])
+            self.batches = state["batches"]
+            per_worker = [sum(1 for _ in _count(stream, w, self.workers)) for w in range(self.workers)]
+            self.dataset.skips = worker_skips(state["batches"], per_worker, batch_size)
+
+    return Loader()
+
+
+def _count(stream: Stream, worker: int, workers: int) -> Iterator[dict]:
+    """Undecoded samples of one worker (used to rebuild the round-robin position)."""
+    return stream._samples(worker, workers)
+
+
+def collate(samples: list[dict]) -> dict:
+    """Batch: images stacked when they share a size (else a list); boxes, labels, masks and
+    expressions as per-sample lists."""
+    import torch
+    out: dict = {"__key__": [s["__key__"] for s in samples]}
+    for k in samples[0]:
+        if k == "__key__":
+            continue
+        vals = [s[k] for s in samples]
+        if k == "image" and all(v.shape == vals[0].shape for v in vals):
+            out[k] = torch.stack(vals)
+        else:
+            out[k] = vals
+    return out
