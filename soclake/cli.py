@@ -103,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _split_args(p)
 
+    p = sub.add_parser("audit", help="audit category coverage of the pool (and a job) against a vocabulary",
+                       description="Pool coverage per vocabulary name (missing and thin first), quality funnel, "
+                       "attribute diversity, duplicates; with --job the composed dataset's categories, LVIS buckets, "
+                       "sizes, co-occurrence, visibility and planned vs rendered.")
+    _lake_arg(p)
+    p.add_argument("--job", help="also audit this job's committed images")
+    p.add_argument("--vocab", default="lvis", help="coco, lvis (default), or a file: one name per line or a COCO "
+                   "categories JSON")
+    p.add_argument("--synonyms", help="synonyms: JSON {name: [synonym, ...]} or lines 'name: a, b'")
+    p.add_argument("--min-segments", type=int, default=10, help="fewer segments than this is thin (default 10)")
+    p.add_argument("--filter", default="filter_4", help="quality filter the thin threshold applies to")
+    p.add_argument("--out", help="write an HTML report here (and its JSON beside it)")
+
     p = sub.add_parser("serve", help="serve a lake's files over HTTP with byte ranges (127.0.0.1 by default)")
     _lake_arg(p)
     p.add_argument("--port", type=int, default=8765)
@@ -245,7 +258,18 @@ def cmd_serve(args) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
+def cmd_audit(args) -> int:
+    from soclake.audit import print_summary, run_audit, write_report
+    from soclake.lake import Lake
+    result = run_audit(Lake(_need_lake(args)), args.vocab, args.job, args.min_segments, args.filter, args.synonyms)
+    print_summary(result)
+    if args.out:
+        html_path, json_path = write_report(result, args.out)
+        print(f"report: {html_path} (numbers: {json_path})")
+    return 0
+
+
+COMMANDS = {"audit": cmd_audit, "serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,8 +118,12 @@ class Lake:
             else:
                 con.register(f"_empty_{table}", table_schema(table).empty_table())
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
-        from soclake.vocab import coco_categories
+        from soclake.vocab import coco_categories, lvis_names
         con.register("_coco_vocabulary", pa.Table.from_pylist(coco_categories()))
+        lvis = lvis_names()
+        con.register("_lvis_vocabulary", pa.table({"vocab_id": list(range(1, len(lvis) + 1)), "name": lvis}))
+        con.register("_user_vocabulary", pa.table({"vocab_id": pa.array([], pa.int64()), "name": pa.array([], pa.string()),
+                                                   "is_primary": pa.array([], pa.bool_())}))
         for sql_file in sorted(data_dir("sql").glob("*.sql")):
             con.execute(sql_file.read_text())
         return con

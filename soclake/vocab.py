@@ -1,4 +1,4 @@
-"""Category vocabularies shipped with soclake (COCO 2017 for now), looked up by canonical name."""
+"""Category vocabularies shipped with soclake (COCO 2017, LVIS v1) and user vocabulary files."""
 from __future__ import annotations
 
 import json
@@ -16,3 +16,51 @@ def coco_categories() -> list[dict]:
 @lru_cache(maxsize=None)
 def coco_ids() -> dict[str, int]:
     return {c["name"]: c["id"] for c in coco_categories()}
+
+
+@lru_cache(maxsize=None)
+def lvis_names() -> list[str]:
+    """The 1203 LVIS v1 category names; list index + 1 is the LVIS category id."""
+    lines = package_data("lvis_v1_categories.txt").read_text().splitlines()
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def read_vocabulary(path: str) -> list[str]:
+    """Names from a vocabulary file: one name per line (# comments), or a COCO-style JSON
+    (a list of {"name": ...} or a dict with "categories")."""
+    import os
+
+    from soclake.errors import SoclakeError
+    if not os.path.isfile(path):
+        raise SoclakeError(f"vocabulary file {path!r} does not exist; pass a file, 'coco' or 'lvis'")
+    text = open(path, encoding="utf-8").read()
+    if path.endswith(".json"):
+        try:
+            doc = json.loads(text)
+            cats = doc["categories"] if isinstance(doc, dict) else doc
+            names = [c["name"] if isinstance(c, dict) else str(c) for c in cats]
+        except (ValueError, KeyError, TypeError) as e:
+            raise SoclakeError(f"vocabulary {path} is not a COCO categories JSON ({e})") from None
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    if not names:
+        raise SoclakeError(f"vocabulary file {path} lists no name")
+    return names
+
+
+def read_synonyms(path: str) -> dict[str, list[str]]:
+    """Synonyms: JSON {name: [synonym, ...]} or lines "name: synonym, synonym"."""
+    import os
+
+    from soclake.errors import SoclakeError
+    if not os.path.isfile(path):
+        raise SoclakeError(f"synonyms file {path!r} does not exist")
+    text = open(path, encoding="utf-8").read()
+    if path.endswith(".json"):
+        return {k: list(v) for k, v in json.loads(text).items()}
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if ":" in line and not line.strip().startswith("#"):
+            name, syns = line.split(":", 1)
+            out[name.strip()] = [s.strip() for s in syns.split(",") if s.strip()]
+    return out

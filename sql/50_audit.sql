@@ -1,0 +1,107 @@
+-- Category-coverage audit: the pool and the composed datasets against a vocabulary.
+-- Vocabularies: `vocabularies` (vocab, vocab_id, name, is_primary) holds the shipped COCO and
+-- LVIS v1 lists and, during `soclake audit`, the audited list with its synonyms as vocab
+-- 'user' (a synonym is a row with the same vocab_id and is_primary = false).
+
+-- Matching key: lower case, '_' and runs of spaces folded, parenthetical qualifiers dropped
+-- ("bat_(animal)" -> "bat"), and a simple plural folded on the last word.
+CREATE OR REPLACE MACRO name_key(name) AS (
+    WITH t AS (SELECT trim(regexp_replace(regexp_replace(lower(replace(name, '_', ' ')), '\s*\([^)]*\)', '', 'g'),
+                                          '\s+', ' ', 'g')) AS s)
+    SELECT CASE WHEN s LIKE '%ies' AND length(s) > 4 THEN s[:-4] || 'y'
+                WHEN regexp_matches(s, '(ss|x|z|ch|sh)es$') THEN s[:-3]
+                WHEN s LIKE '%s' AND s NOT LIKE '%ss' AND s NOT LIKE '%us' AND s NOT LIKE '%is' AND length(s) > 3 THEN s[:-2]
+                ELSE s END
+    FROM t);
+
+CREATE OR REPLACE VIEW vocabularies AS
+    SELECT 'coco' AS vocab, id AS vocab_id, name, true AS is_primary FROM _coco_vocabulary
+    UNION ALL SELECT 'lvis', vocab_id, name, true FROM _lvis_vocabulary
+    UNION ALL SELECT 'user', vocab_id, name, is_primary FROM _user_vocabulary;
+
+-- Pool categories with their matching keys (their synonyms match too).
+CREATE OR REPLACE VIEW category_keys AS
+    SELECT category_id, name, name_key(name) AS key FROM categories
+    UNION SELECT category_id, name, name_key(unnest(synonyms)) FROM categories;
+
+-- Per pool category: segments before and after each quality filter, attribute diversity,
+-- colours, sizes and alpha statistics.
+CREATE OR REPLACE VIEW pool_category_audit AS
+    SELECT c.category_id, c.name AS category,
+           count(s.segment_id) AS segments,
+           count(s.segment_id) FILTER (WHERE s.is_instance IS TRUE) AS filter_1,
+           count(s.segment_id) FILTER (WHERE s.integrity IS TRUE) AS filter_2,
+           count(s.segment_id) FILTER (WHERE s.quality_regularity IS TRUE) AS filter_3,
+           count(s.segment_id) FILTER (WHERE s.is_instance AND s.integrity AND s.quality_regularity) AS filter_4,
+           count(DISTINCT s.subcategory) AS subcategories,
+           count(DISTINCT s.short_phrase) AS short_phrases,
+           count(DISTINCT s.dominant_color) AS colours,
+           mode(s.dominant_color) AS main_colour,
+           median(greatest(s.width, s.height)) AS median_side,
+           median(s.alpha_fraction) AS median_alpha_fraction,
+           avg(s.soft_edge_fraction) AS mean_soft_edge,
+           count(DISTINCT s.source) AS sources
+    FROM categories c LEFT JOIN segments s ON s.category_id = c.category_id AND NOT s.is_distractor
+    GROUP BY ALL;
+
+-- Vocabulary coverage: each vocabulary name, the pool categories matching it, their segments
+-- and a status (missing: no segment; thin: fewer than min_segments after the chosen filter).
+CREATE OR REPLACE MACRO vocab_coverage(which, min_segments := 10, filter_column := 'filter_4') AS TABLE
+    WITH v AS (SELECT vocab_id, name, is_primary, name_key(name) AS key FROM vocabularies WHERE vocab = which),
+         m AS (SELECT v.vocab_id, any_value(v.name) FILTER (WHERE v.is_primary) AS name,
+                      list(DISTINCT k.category_id ORDER BY k.category_id) FILTER (WHERE k.category_id IS NOT NULL) AS categories
+               FROM v LEFT JOIN category_keys k ON k.key = v.key GROUP BY v.vocab_id),
+         n AS (SELECT m.vocab_id, m.name, m.categories,
+                      coalesce(sum(p.segments), 0)::BIGINT AS segments,
+                      coalesce(sum(CASE filter_column WHEN 'filter_0' THEN p.segments WHEN 'filter_1' THEN p.filter_1
+                                    WHEN 'filter_2' THEN p.filter_2 WHEN 'filter_3' THEN p.filter_3
+                                    ELSE p.filter_4 END), 0)::BIGINT AS filtered,
+                      coalesce(sum(p.subcategories), 0)::BIGINT AS subcategories
+               FROM m LEFT JOIN pool_category_audit p ON list_contains(m.categories, p.category_id)
+               GROUP BY ALL)
+    SELECT vocab_id, name, coalesce(categories, []) AS categories, segments, filtered AS segments_filtered,
+           subcategories,
+           CASE WHEN segments = 0 THEN 'missing' WHEN filtered < min_segments THEN 'thin' ELSE 'covered' END AS status
+    FROM n ORDER BY CASE status WHEN 'missing' THEN 0 WHEN 'thin' THEN 1 ELSE 2 END, filtered, vocab_id;
+
+-- Pool categories that match no name of a vocabulary.
+CREATE OR REPLACE MACRO unmatched_categories(which) AS TABLE
+    SELECT p.category_id, p.category, p.segments FROM pool_category_audit p
+    WHERE p.category_id NOT IN (SELECT k.category_id FROM category_keys k
+                                JOIN vocabularies v ON v.vocab = which AND name_key(v.name) = k.key)
+    ORDER BY p.segments DESC, p.category;
+
+-- Quality-filter funnel over the whole pool.
+CREATE OR REPLACE VIEW quality_funnel AS
+    SELECT 'filter_0' AS filter, count(*) AS segments FROM filter_0
+    UNION ALL SELECT 'filter_1', count(*) FROM filter_1
+    UNION ALL SELECT 'filter_2', count(*) FROM filter_2
+    UNION ALL SELECT 'filter_3', count(*) FROM filter_3
+    UNION ALL SELECT 'filter_4', count(*) FROM filter_4;
+
+-- Duplicates found by content hash at ingest (the second copy is a reject naming the first).
+CREATE OR REPLACE VIEW duplicate_segments AS
+    SELECT source, source_uri, detail FROM rejects WHERE reason = 'duplicate';
+
+-- Dataset side (per job fingerprint): co-occurring category pairs, visibility histogram,
+-- planned vs rendered instances per category.
+CREATE OR REPLACE VIEW category_pairs AS
+    SELECT a.fingerprint, a.category_id AS category_a, b.category_id AS category_b, count(DISTINCT a.image_id) AS images
+    FROM (SELECT DISTINCT fingerprint, image_id, category_id FROM committed_annotations) a
+    JOIN (SELECT DISTINCT fingerprint, image_id, category_id FROM committed_annotations) b
+      ON a.fingerprint = b.fingerprint AND a.image_id = b.image_id AND a.category_id < b.category_id
+    GROUP BY ALL;
+
+CREATE OR REPLACE VIEW visibility_histogram AS
+    SELECT fingerprint, least(floor(visible_fraction * 10), 9)::INT / 10.0 AS bin_start, count(*) AS instances
+    FROM committed_annotations GROUP BY ALL ORDER BY fingerprint, bin_start;
+
+CREATE OR REPLACE VIEW planned_vs_rendered AS
+    WITH planned AS (SELECT p.fingerprint, o.category_id, count(*) AS planned
+                     FROM (SELECT fingerprint, shard, unnest(objects) AS o FROM plan) p
+                     SEMI JOIN manifest m ON m.fingerprint = p.fingerprint AND m.shard = p.shard AND m.stage = 'compose'
+                     WHERE o.role = 'object' GROUP BY ALL),
+         rendered AS (SELECT fingerprint, category_id, count(*) AS rendered FROM committed_annotations GROUP BY ALL)
+    SELECT fingerprint, category_id, planned, coalesce(rendered, 0) AS rendered, planned - coalesce(rendered, 0) AS lost
+    FROM planned LEFT JOIN rendered USING (fingerprint, category_id)
+    ORDER BY fingerprint, lost DESC, category_id;
