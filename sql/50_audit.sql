@@ -5,14 +5,14 @@
 
 -- Matching key: lower case, '_' and runs of spaces folded, parenthetical qualifiers dropped
 -- ("bat_(animal)" -> "bat"), and a simple plural folded on the last word.
-CREATE OR REPLACE MACRO name_key(name) AS (
-    WITH t AS (SELECT trim(regexp_replace(regexp_replace(lower(replace(name, '_', ' ')), '\s*\([^)]*\)', '', 'g'),
-                                          '\s+', ' ', 'g')) AS s)
-    SELECT CASE WHEN s LIKE '%ies' AND length(s) > 4 THEN s[:-4] || 'y'
-                WHEN regexp_matches(s, '(ss|x|z|ch|sh)es$') THEN s[:-3]
-                WHEN s LIKE '%s' AND s NOT LIKE '%ss' AND s NOT LIKE '%us' AND s NOT LIKE '%is' AND length(s) > 3 THEN s[:-2]
-                ELSE s END
-    FROM t);
+CREATE OR REPLACE MACRO name_base(name) AS
+    trim(regexp_replace(regexp_replace(lower(replace(name, '_', ' ')), '\s*\([^)]*\)', '', 'g'), '\s+', ' ', 'g'));
+CREATE OR REPLACE MACRO singular(s) AS
+    CASE WHEN s LIKE '%ies' AND length(s) > 4 THEN s[:-4] || 'y'
+         WHEN regexp_matches(s, '(ss|x|z|ch|sh)es$') THEN s[:-3]
+         WHEN s LIKE '%s' AND s NOT LIKE '%ss' AND s NOT LIKE '%us' AND s NOT LIKE '%is' AND length(s) > 3 THEN s[:-2]
+         ELSE s END;
+CREATE OR REPLACE MACRO name_key(name) AS singular(name_base(name));
 
 CREATE OR REPLACE VIEW vocabularies AS
     SELECT 'coco' AS vocab, id AS vocab_id, name, true AS is_primary FROM _coco_vocabulary
@@ -25,7 +25,8 @@ CREATE OR REPLACE VIEW category_keys AS
     UNION SELECT category_id, name, name_key(unnest(synonyms)) FROM categories;
 
 -- Per pool category: segments before and after each quality filter, attribute diversity,
--- colours, sizes and alpha statistics.
+-- colours, sizes and alpha statistics. One pass over segments; `soclake audit` materialises
+-- it once as a temp table of the same name, which the macros below then read.
 CREATE OR REPLACE VIEW pool_category_audit AS
     SELECT c.category_id, c.name AS category,
            count(s.segment_id) AS segments,
@@ -37,10 +38,9 @@ CREATE OR REPLACE VIEW pool_category_audit AS
            count(DISTINCT s.short_phrase) AS short_phrases,
            count(DISTINCT s.dominant_color) AS colours,
            mode(s.dominant_color) AS main_colour,
-           median(greatest(s.width, s.height)) AS median_side,
-           median(s.alpha_fraction) AS median_alpha_fraction,
-           avg(s.soft_edge_fraction) AS mean_soft_edge,
-           count(DISTINCT s.source) AS sources
+           avg(greatest(s.width, s.height)) AS mean_side,
+           avg(s.alpha_fraction) AS mean_alpha_fraction,
+           avg(s.soft_edge_fraction) AS mean_soft_edge
     FROM categories c LEFT JOIN segments s ON s.category_id = c.category_id AND NOT s.is_distractor
     GROUP BY ALL;
 
@@ -48,17 +48,17 @@ CREATE OR REPLACE VIEW pool_category_audit AS
 -- and a status (missing: no segment; thin: fewer than min_segments after the chosen filter).
 CREATE OR REPLACE MACRO vocab_coverage(which, min_segments := 10, filter_column := 'filter_4') AS TABLE
     WITH v AS (SELECT vocab_id, name, is_primary, name_key(name) AS key FROM vocabularies WHERE vocab = which),
-         m AS (SELECT v.vocab_id, any_value(v.name) FILTER (WHERE v.is_primary) AS name,
-                      list(DISTINCT k.category_id ORDER BY k.category_id) FILTER (WHERE k.category_id IS NOT NULL) AS categories
-               FROM v LEFT JOIN category_keys k ON k.key = v.key GROUP BY v.vocab_id),
-         n AS (SELECT m.vocab_id, m.name, m.categories,
+         names AS (SELECT vocab_id, any_value(name) FILTER (WHERE is_primary) AS name FROM v GROUP BY vocab_id),
+         hits AS (SELECT DISTINCT v.vocab_id, k.category_id FROM v JOIN category_keys k ON k.key = v.key),
+         n AS (SELECT names.vocab_id, names.name,
+                      list(h.category_id ORDER BY h.category_id) FILTER (WHERE h.category_id IS NOT NULL) AS categories,
                       coalesce(sum(p.segments), 0)::BIGINT AS segments,
                       coalesce(sum(CASE filter_column WHEN 'filter_0' THEN p.segments WHEN 'filter_1' THEN p.filter_1
                                     WHEN 'filter_2' THEN p.filter_2 WHEN 'filter_3' THEN p.filter_3
                                     ELSE p.filter_4 END), 0)::BIGINT AS filtered,
                       coalesce(sum(p.subcategories), 0)::BIGINT AS subcategories
-               FROM m LEFT JOIN pool_category_audit p ON list_contains(m.categories, p.category_id)
-               GROUP BY ALL)
+               FROM names LEFT JOIN hits h USING (vocab_id) LEFT JOIN pool_category_audit p USING (category_id)
+               GROUP BY names.vocab_id, names.name)
     SELECT vocab_id, name, coalesce(categories, []) AS categories, segments, filtered AS segments_filtered,
            subcategories,
            CASE WHEN segments = 0 THEN 'missing' WHEN filtered < min_segments THEN 'thin' ELSE 'covered' END AS status
@@ -71,13 +71,13 @@ CREATE OR REPLACE MACRO unmatched_categories(which) AS TABLE
                                 JOIN vocabularies v ON v.vocab = which AND name_key(v.name) = k.key)
     ORDER BY p.segments DESC, p.category;
 
--- Quality-filter funnel over the whole pool.
+-- Quality-filter funnel over the whole pool (labelled segments passing each filter).
 CREATE OR REPLACE VIEW quality_funnel AS
-    SELECT 'filter_0' AS filter, count(*) AS segments FROM filter_0
-    UNION ALL SELECT 'filter_1', count(*) FROM filter_1
-    UNION ALL SELECT 'filter_2', count(*) FROM filter_2
-    UNION ALL SELECT 'filter_3', count(*) FROM filter_3
-    UNION ALL SELECT 'filter_4', count(*) FROM filter_4;
+    SELECT 'filter_0' AS filter, sum(segments)::BIGINT AS segments FROM pool_category_audit
+    UNION ALL SELECT 'filter_1', sum(filter_1)::BIGINT FROM pool_category_audit
+    UNION ALL SELECT 'filter_2', sum(filter_2)::BIGINT FROM pool_category_audit
+    UNION ALL SELECT 'filter_3', sum(filter_3)::BIGINT FROM pool_category_audit
+    UNION ALL SELECT 'filter_4', sum(filter_4)::BIGINT FROM pool_category_audit;
 
 -- Duplicates found by content hash at ingest (the second copy is a reject naming the first).
 CREATE OR REPLACE VIEW duplicate_segments AS
