@@ -34,7 +34,7 @@ class Lake:
         if not self.fs.exists(marker):
             if not create:
                 raise SoclakeError(f"no lake at {self.uri!r} (missing {MARKER}); "
-                                   "create one with `soclake ingest ... --lake {self.uri}`")
+                                   f"create one with `soclake ingest ... --lake {self.uri}`")
             storage.write_bytes(self.fs, marker, json.dumps({"format": LAKE_FORMAT}).encode())
         self._con: duckdb.DuckDBPyConnection | None = None
 

@@ -28,21 +28,26 @@ CREATE OR REPLACE VIEW category_keys AS
 -- colours, sizes and alpha statistics. One pass over segments; `soclake audit` materialises
 -- it once as a temp table of the same name, which the macros below then read.
 CREATE OR REPLACE VIEW pool_category_audit AS
-    SELECT c.category_id, c.name AS category,
-           count(s.segment_id) AS segments,
-           count(s.segment_id) FILTER (WHERE s.is_instance IS TRUE) AS filter_1,
-           count(s.segment_id) FILTER (WHERE s.integrity IS TRUE) AS filter_2,
-           count(s.segment_id) FILTER (WHERE s.quality_regularity IS TRUE) AS filter_3,
-           count(s.segment_id) FILTER (WHERE s.is_instance AND s.integrity AND s.quality_regularity) AS filter_4,
-           count(DISTINCT s.subcategory) AS subcategories,
-           count(DISTINCT s.short_phrase) AS short_phrases,
-           count(DISTINCT s.dominant_color) AS colours,
-           mode(s.dominant_color) AS main_colour,
-           avg(greatest(s.width, s.height)) AS mean_side,
-           avg(s.alpha_fraction) AS mean_alpha_fraction,
-           avg(s.soft_edge_fraction) AS mean_soft_edge
-    FROM categories c LEFT JOIN segments s ON s.category_id = c.category_id AND NOT s.is_distractor
-    GROUP BY ALL;
+    WITH agg AS (
+        SELECT category_id, count(*) AS segments,
+               count(*) FILTER (WHERE is_instance IS TRUE) AS filter_1,
+               count(*) FILTER (WHERE integrity IS TRUE) AS filter_2,
+               count(*) FILTER (WHERE quality_regularity IS TRUE) AS filter_3,
+               count(*) FILTER (WHERE is_instance AND integrity AND quality_regularity) AS filter_4,
+               count(DISTINCT subcategory) AS subcategories,
+               count(DISTINCT short_phrase) AS short_phrases,
+               count(DISTINCT dominant_color) AS colours,
+               mode(dominant_color) AS main_colour,
+               avg(greatest(width, height)) AS mean_side,
+               avg(alpha_fraction) AS mean_alpha_fraction,
+               avg(soft_edge_fraction) AS mean_soft_edge
+        FROM segments WHERE NOT is_distractor GROUP BY category_id)
+    SELECT c.category_id, c.name AS category, coalesce(a.segments, 0) AS segments,
+           coalesce(a.filter_1, 0) AS filter_1, coalesce(a.filter_2, 0) AS filter_2,
+           coalesce(a.filter_3, 0) AS filter_3, coalesce(a.filter_4, 0) AS filter_4,
+           coalesce(a.subcategories, 0) AS subcategories, coalesce(a.short_phrases, 0) AS short_phrases,
+           coalesce(a.colours, 0) AS colours, a.main_colour, a.mean_side, a.mean_alpha_fraction, a.mean_soft_edge
+    FROM categories c LEFT JOIN agg a USING (category_id);
 
 -- Vocabulary coverage: each vocabulary name, the pool categories matching it, their segments
 -- and a status (missing: no segment; thin: fewer than min_segments after the chosen filter).

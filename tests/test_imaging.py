@@ -36,8 +36,9 @@ def test_content_id_depends_on_pixels_and_shape():
     assert imaging.content_id(a.reshape(48, 192, 4)) != imaging.content_id(a)
 
 
-@pytest.mark.parametrize("longest,expected", [(700, [700, 512, 256, 128, 64, 32]), (1024, [1024, 512, 256, 128, 64, 32]),
-                                              (5000, [1024, 512, 256, 128, 64, 32]), (40, [40, 32]), (20, [20])])
+@pytest.mark.parametrize("longest,expected", [(700, [700, 256, 128, 64, 32]), (1024, [1024, 512, 256, 128, 64, 32]),
+                                              (5000, [1024, 512, 256, 128, 64, 32]), (48, [48, 32]), (40, [40]),
+                                              (20, [20])])
 def test_level_sides(longest, expected):
     assert imaging.level_sides(longest) == expected
 
@@ -45,6 +46,21 @@ def test_level_sides(longest, expected):
 def test_level_codec_is_lossless():
     crop, _ = imaging.canonical_crop(blob_rgba(3, 128))
     assert np.array_equal(imaging.decode_level(imaging.encode_level(crop)), crop)
+
+
+def test_pyramid_levels_have_no_dark_fringe_and_exact_top():
+    rgba = blob_rgba(6, 160)
+    rgba[..., :3] = 255
+    rgba[rgba[..., 3] == 0, :3] = 0
+    crop, _ = imaging.canonical_crop(rgba)
+    sides = imaging.level_sides(max(crop.shape[:2]))
+    levels = imaging.pyramid(crop, sides)
+    assert np.array_equal(levels[0], crop)
+    for side, lv in zip(sides[1:], levels[1:]):
+        assert max(lv.shape[:2]) == side
+        visible = lv[..., 3] > 8
+        assert visible.any() and lv[visible, :3].min() >= 250
+        assert (lv[lv[..., 3] == 0, :3] == 0).all()
 
 
 def test_premultiplied_resize_has_no_dark_fringe():

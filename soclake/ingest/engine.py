@@ -188,6 +188,7 @@ class Sink:
         self.seq = 0
         self.categories = {r["name"]: r["category_id"] for r in
                            lake.query("SELECT name, category_id FROM categories").to_pylist()}
+        self.next_category_id = max(self.categories.values(), default=0) + 1
 
     def add(self, outcome: tuple) -> None:
         if outcome[0] == "reject":
@@ -257,7 +258,8 @@ class Sink:
             raw = row["category"]
             name = canonical_category(raw)
             if name not in self.categories:
-                self.categories[name] = max(self.categories.values(), default=0) + 1
+                self.categories[name] = self.next_category_id
+                self.next_category_id += 1
                 new.append({"category_id": self.categories[name], "name": name,
                             "synonyms": [raw] if raw != name else [], "first_source": self.source,
                             "coco_id": _coco_ids().get(name)})

@@ -93,14 +93,6 @@ def pick_level(levels: list[dict], w: int, h: int) -> dict:
     return fitting[-1] if fitting else levels[0]
 
 
-def premultiply(rgba: np.ndarray) -> np.ndarray:
-    """An (h, w, 4) float32 patch from straight RGBA uint8: rgb * a / 255 and a, in 0..255."""
-    rgba = np.ascontiguousarray(rgba)
-    a = rgba[..., 3]
-    scale = cv2.merge([a, a, a, np.full_like(a, 255)])
-    return cv2.multiply(rgba, scale, scale=1 / 255, dtype=cv2.CV_32F)
-
-
 def _resize(prem: np.ndarray, w: int, h: int) -> np.ndarray:
     if (prem.shape[1], prem.shape[0]) == (w, h):
         return prem
@@ -200,9 +192,9 @@ def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, backg
             alpha = cv2.resize(np.ascontiguousarray(rgba[..., 3]), (w, h), interpolation=cv2.INTER_LINEAR)
             sx, sy, sw, sh = paste["source_box"]
             texture = background(paste["source_background_id"])[sy:sy + sh, sx:sx + sw]
-            prem = premultiply(np.dstack([cv2.resize(texture, (w, h), interpolation=cv2.INTER_LINEAR), alpha]))
+            prem = imaging.premultiply(np.dstack([cv2.resize(texture, (w, h), interpolation=cv2.INTER_LINEAR), alpha]))
         else:
-            prem = _resize(premultiply(rgba), w, h)
+            prem = _resize(imaging.premultiply(rgba), w, h)
         return prem, sid, (paste["segment_id"] if sid != paste["segment_id"] else None)
     return None, None, None
 
