@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(one row per image) without rendering. Fails before rendering on impossible constraints.")
     p.add_argument("spec", help="job spec TOML (see jobs/ and schemas/job_spec.json)")
     _lake_arg(p)
+    p.add_argument("--workers", type=int, default=None, help="planning processes for large jobs (default: all cores)")
 
     p = sub.add_parser("run", help="plan (if needed) and render a compose job into WebDataset shards",
                        description="Render every shard not committed yet. Rerunning a finished job does nothing; "
@@ -179,7 +180,7 @@ def cmd_plan(args) -> int:
     lake = Lake(_need_lake(args))
     job = jobs.prepare(lake, jobspec.load(args.spec))
     with lake.writer_lock():
-        info = jobs.plan(lake, job)
+        info = jobs.plan(lake, job, args.workers or os.cpu_count() or 1)
     p = info["plan"]
     print(f"job {job.name} [{job.fingerprint}]: {p['images']} images in {info['shards']} shards, "
           f"{p['objects']} objects from {p['categories']} categories"

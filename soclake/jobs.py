@@ -100,13 +100,13 @@ def is_planned(lake: Lake, job: Job) -> bool:
     return lake.fs.exists(lake.path(job.folder, "job.json"))
 
 
-def plan(lake: Lake, job: Job) -> dict:
+def plan(lake: Lake, job: Job, workers: int = 1) -> dict:
     """Write the job's plan (once) and its job.json, which commits it."""
     marker = lake.path(job.folder, "job.json")
     if lake.fs.exists(marker):
         return json.loads(lake.fs.cat_file(marker))
     from soclake.plan import make_plan
-    table, summary = make_plan(lake, job.spec, job.fingerprint)
+    table, summary = make_plan(lake, job.spec, job.fingerprint, workers)
     lake.append("plan", table, f"{job.name}-{job.fingerprint}")
     info = {"job": job.name, "fingerprint": job.fingerprint, "code_version": job.code_version,
             "shards": job.shards, "spec": job.spec.values, "plan": asdict(summary)}
@@ -178,14 +178,14 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
     """Plan if needed, then render and commit every shard not committed yet."""
     t0 = time.perf_counter()
     job = prepare(lake, spec)
-    with lake.writer_lock():
-        plan(lake, job)
-    lake.refresh()
-    todo = sorted(set(range(job.shards)) - committed_shards(lake, job.fingerprint))
-    summary = RunSummary(job.name, job.fingerprint, job.folder, job.shards, len(todo))
     workers = workers or os.cpu_count() or 1
     if not storage.is_local(lake.fs) and lake.fs.protocol in ("memory", ("memory",)):
         workers = 1  # an in-memory filesystem is not shared with worker processes
+    with lake.writer_lock():
+        plan(lake, job, workers)
+    lake.refresh()
+    todo = sorted(set(range(job.shards)) - committed_shards(lake, job.fingerprint))
+    summary = RunSummary(job.name, job.fingerprint, job.folder, job.shards, len(todo))
     tasks = (shard_task(lake, job, s) for s in todo)
     bar = tqdm(total=len(todo), desc=f"render {job.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)

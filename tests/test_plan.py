@@ -146,3 +146,15 @@ def test_distractors_and_decoys_need_pool_support(sample_lake):
     decoys = sample_lake.query("SELECT count(*) n FROM (SELECT unnest(objects) o FROM plan WHERE fingerprint = $fp) "
                                "WHERE o.role = 'decoy'", {"fp": summary.fingerprint}).to_pylist()[0]["n"]
     assert decoys == 12 and summary.instances > 0
+
+
+def test_plan_is_the_same_for_any_worker_count(sample_lake, monkeypatch):
+    import soclake.plan as planner
+    monkeypatch.setattr(planner, "CHUNK", 7)
+    spec = job_spec("plan-workers", job={"images": 30, "shard_size": 10}, sampling={"objects": [2, 6]})
+    job = jobs.prepare(sample_lake, spec)
+    one, s1 = planner.make_plan(sample_lake, spec, job.fingerprint, workers=1)
+    sample_lake.refresh()
+    two, s2 = planner.make_plan(sample_lake, spec, job.fingerprint, workers=2)
+    sample_lake.refresh()
+    assert one.equals(two) and s1 == s2 and one.num_rows == 30

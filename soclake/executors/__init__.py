@@ -1,7 +1,7 @@
 """Executors run a job's shard tasks: a registry from name to module, imported when used.
 
-An executor module provides `run(fn, tasks, workers, progress) -> Iterator[result]`, calling
-the picklable `fn(task)` once per task, in any order.
+An executor module provides `run(fn, tasks, workers) -> Iterator[result]`, calling the
+picklable `fn(task)` once per task and yielding results in task order.
 """
 from __future__ import annotations
 

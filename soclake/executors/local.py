@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Iterator
 
 
 def run(fn: Callable, tasks: Iterable, workers: int) -> Iterator:
+    """fn over tasks, results in task order."""
     if workers <= 1:
         yield from map(fn, tasks)
         return

@@ -28,7 +28,9 @@ def image_key(image_id: int) -> str:
     return f"{image_id:09d}"
 
 
-def make_plan(lake: Lake, spec: JobSpec, fingerprint: str) -> tuple[pa.Table, PlanSummary]:
+def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> tuple[pa.Table, PlanSummary]:
+    """The plan table of a job. Layouts run in chunks of images, over `workers` processes for
+    large jobs; every image draws from its own seed, so the plan is the same for any count."""
     job, samp, lay, render = spec["job"], spec["sampling"], spec["layout"], spec["render"]
     counts = pool.open_eligible(lake, spec)
     rng = np.random.default_rng(np.random.SeedSequence([job["seed"], 0]))
@@ -54,17 +56,43 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str) -> tuple[pa.Table, Pl
         raise SoclakeError("[render] background = \"pool\" but the lake has no backgrounds; "
                            "ingest some with `soclake ingest backgrounds DIR`")
     bounds = np.searchsorted(draws.image, np.arange(n_images + 1))
+    chunks = [(lo, min(lo + CHUNK, n_images)) for lo in range(0, n_images, CHUNK)]
+    tasks = (_chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, backgrounds, templates)
+             for lo, hi in chunks)
+    from soclake import executors
     rows, short = [], 0
-    for i in range(n_images):
-        img_rng = np.random.default_rng(np.random.SeedSequence([job["seed"], 1, i]))
-        ctx = {"width": lay["width"], "height": lay["height"],
-               "template": templates[i % len(templates)] if templates else None}
-        row = _plan_image(img_rng, i, range(bounds[i], bounds[i + 1]), segs, distractors, backgrounds, spec, ctx)
-        short += row.pop("_short")
-        rows.append({"job": spec.name, "fingerprint": fingerprint, **row})
+    for chunk_rows, chunk_short in executors.get("local").run(plan_chunk, tasks, workers if len(chunks) > 1 else 1):
+        rows += chunk_rows
+        short += chunk_short
     table = to_table("plan", rows)
     n_objects = sum(sum(o["role"] == "object" for o in r["objects"]) for r in rows)
     return table, PlanSummary(n_images, n_objects, len(set(segs["category_id"])), short)
+
+
+CHUNK = 2000  # images per planning task
+
+
+def _chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, backgrounds, templates) -> dict:
+    a, b = int(bounds[lo]), int(bounds[hi])
+    return {"spec": spec, "fingerprint": fingerprint, "lo": lo, "hi": hi, "offsets": (bounds[lo:hi + 1] - a).tolist(),
+            "segs": {k: v[a:b] for k, v in segs.items()}, "distractors": distractors, "backgrounds": backgrounds,
+            "templates": templates}
+
+
+def plan_chunk(task: dict) -> tuple[list[dict], int]:
+    """Plan images [lo, hi): a pure function of the task (each image has its own seed)."""
+    spec, lay = task["spec"], task["spec"]["layout"]
+    templates, off = task["templates"], task["offsets"]
+    rows, short = [], 0
+    for j, i in enumerate(range(task["lo"], task["hi"])):
+        img_rng = np.random.default_rng(np.random.SeedSequence([spec["job"]["seed"], 1, i]))
+        ctx = {"width": lay["width"], "height": lay["height"],
+               "template": templates[i % len(templates)] if templates else None}
+        row = _plan_image(img_rng, i, range(off[j], off[j + 1]), task["segs"], task["distractors"],
+                          task["backgrounds"], spec, ctx)
+        short += row.pop("_short")
+        rows.append({"job": spec.name, "fingerprint": task["fingerprint"], **row})
+    return rows, short
 
 
 def _plan_image(rng, image_id: int, slots: range, segs: dict, distractors: dict | None,

@@ -41,11 +41,13 @@ def layout(name: str):
 class Occupancy:
     """Top-most box per grid cell, to estimate how visible each box stays."""
 
-    def __init__(self, width: int, height: int, cells: int = 128):
+    def __init__(self, width: int, height: int, capacity: int, cells: int = 128):
         self.cell = max(1.0, max(width, height) / cells)
-        self.top = np.full((math.ceil(height / self.cell), math.ceil(width / self.cell)), -1, np.int32)
-        self.total: list[float] = []
-        self.shown: list[float] = []
+        # cell value = index of the top box + 1, 0 = empty (so bincount needs no masking)
+        self.top = np.zeros((math.ceil(height / self.cell), math.ceil(width / self.cell)), np.int32)
+        self.total = np.zeros(capacity)
+        self.shown = np.zeros(capacity)
+        self.n = 0
 
     def _slice(self, box) -> tuple[slice, slice]:
         x, y, w, h = box
@@ -54,24 +56,26 @@ class Occupancy:
         return (slice(min(max(int(round(y / c)), 0), gy), min(max(int(round((y + h) / c)), 0), gy)),
                 slice(min(max(int(round(x / c)), 0), gx), min(max(int(round((x + w) / c)), 0), gx)))
 
-    def fits(self, box, min_visible: float) -> tuple[bool, np.ndarray, float]:
+    def fits(self, box, min_visible: float) -> tuple[bool, np.ndarray, int]:
         region = self.top[self._slice(box)]
-        covered = np.bincount(region[region >= 0], minlength=len(self.total))
-        shown = np.asarray(self.shown) - covered
         total_self = max(box[2] * box[3] / self.cell ** 2, 1e-9)
-        self_vis = min(region.size / total_self, 1.0)
-        ok = self_vis >= min_visible and all(s >= min_visible * t for s, t in zip(shown, self.total))
-        return ok, shown, region.size
+        if region.size < min_visible * total_self:
+            return False, self.shown, region.size
+        covered = np.bincount(region.ravel(), minlength=self.n + 1)[1:self.n + 1]
+        shown = self.shown[:self.n] - covered
+        return bool((shown >= min_visible * self.total[:self.n]).all()), shown, region.size
 
-    def add(self, box, shown: np.ndarray, size: float) -> int:
-        idx = len(self.total)
-        self.top[self._slice(box)] = idx
-        self.shown = list(shown) + [size]
-        self.total.append(max(box[2] * box[3] / self.cell ** 2, 1e-9))
+    def add(self, box, shown: np.ndarray, size: int) -> int:
+        idx = self.n
+        self.top[self._slice(box)] = idx + 1
+        self.shown[:idx] = shown
+        self.shown[idx] = size
+        self.total[idx] = max(box[2] * box[3] / self.cell ** 2, 1e-9)
+        self.n += 1
         return idx
 
     def visible(self) -> np.ndarray:
-        return np.minimum(np.asarray(self.shown) / np.maximum(np.asarray(self.total), 1e-9), 1.0)
+        return np.minimum(self.shown[:self.n] / np.maximum(self.total[:self.n], 1e-9), 1.0)
 
 
 def _free_placement(rng, sizes: np.ndarray, params: dict, ctx: dict) -> Placement:
@@ -79,7 +83,7 @@ def _free_placement(rng, sizes: np.ndarray, params: dict, ctx: dict) -> Placemen
     W, H = ctx["width"], ctx["height"]
     best = None
     for _ in range(max(1, params["tries"] // 5)):
-        occ = Occupancy(W, H)
+        occ = Occupancy(W, H, len(sizes))
         boxes = np.zeros((len(sizes), 4), np.int32)
         placed = np.zeros(len(sizes), bool)
         order = []
