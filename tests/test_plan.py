@@ -158,3 +158,21 @@ def test_plan_is_the_same_for_any_worker_count(sample_lake, monkeypatch):
     two, s2 = planner.make_plan(sample_lake, spec, job.fingerprint, workers=2)
     sample_lake.refresh()
     assert one.equals(two) and s1 == s2 and one.num_rows == 30
+
+
+def test_replay_layout_places_objects_in_the_file_boxes(sample_lake):
+    import os
+
+    from soclake import jobspec
+    spec = jobspec.load(os.path.join(os.path.dirname(__file__), "..", "jobs", "replay.toml"))
+    summary = jobs.run(sample_lake, spec, workers=1, progress=False)
+    plan = sample_lake.query("SELECT image_id, objects FROM plan WHERE fingerprint = $fp ORDER BY image_id",
+                             {"fp": summary.fingerprint}).to_pylist()
+    assert [len([o for o in r["objects"] if o["role"] == "object"]) for r in plan] == [2, 1, 2, 1, 2, 1]
+    first = [o for o in plan[0]["objects"]]
+    for o, (bx, by, bw, bh) in zip(first, [(40, 60, 200, 150), (300, 200, 120, 220)]):
+        assert bx - 1 <= o["x"] and o["x"] + o["w"] <= bx + bw + 1 and by - 1 <= o["y"] and o["y"] + o["h"] <= by + bh + 1
+        assert o["w"] >= bw - 1 or o["h"] >= bh - 1  # fitted: touches two sides of its box
+    # the 320x240 file image is scaled to the 640x480 canvas
+    o = plan[1]["objects"][0]
+    assert 20 - 1 <= o["x"] and o["x"] + o["w"] <= 220 + 1 and 20 - 1 <= o["y"] and o["y"] + o["h"] <= 180 + 1
