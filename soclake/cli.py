@@ -68,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     _lake_arg(p)
     p.add_argument("--workers", type=int, default=None, help="planning processes for large jobs (default: all cores)")
 
-    p = sub.add_parser("run", help="plan (if needed) and render a compose job into WebDataset shards",
+    p = sub.add_parser("run", help="run a job: compose (plan if needed, render) or relight",
                        description="Render every shard not committed yet. Rerunning a finished job does nothing; "
-                       "an interrupted one renders only its missing shards.")
+                       "an interrupted one renders only its missing shards. A spec with a [relight] section "
+                       "relights the committed shards of its input compose job.")
     p.add_argument("spec")
     _lake_arg(p)
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
@@ -193,8 +194,12 @@ def cmd_run(args) -> int:
     from soclake import jobs, jobspec
     from soclake.lake import Lake
     lake = Lake(_need_lake(args))
-    summary = jobs.run(lake, jobspec.load(args.spec), workers=args.workers, executor=args.executor,
-                       progress=args.progress)
+    spec = jobspec.load(args.spec)
+    if spec.kind == "relight":
+        from soclake import relight
+        summary = relight.run(lake, spec, workers=args.workers, progress=args.progress)
+    else:
+        summary = jobs.run(lake, spec, workers=args.workers, executor=args.executor, progress=args.progress)
     print(summary.describe().replace("shards: ", f"shards: {lake.uri}/"))
     return 1 if summary.failed else 0
 

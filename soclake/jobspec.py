@@ -23,9 +23,17 @@ from soclake.resources import data_dir
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
+SPEC_SCHEMAS = {"compose": "job_spec.json", "relight": "relight_spec.json"}
+
+
 @lru_cache(maxsize=None)
-def spec_schema() -> dict:
-    return json.loads((data_dir("schemas") / "job_spec.json").read_text())["sections"]
+def spec_schema(kind: str = "compose") -> dict:
+    return json.loads((data_dir("schemas") / SPEC_SCHEMAS[kind]).read_text())["sections"]
+
+
+def spec_kind(raw: dict) -> str:
+    """A spec with a [relight] section is a relight job; otherwise a compose job."""
+    return "relight" if "relight" in raw else "compose"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class JobSpec:
     """A validated spec: every section with every key resolved to a value."""
     values: dict
     base_dir: str  # relative file paths in the spec resolve against this folder
+    kind: str = "compose"
 
     def __getitem__(self, section: str) -> dict:
         return self.values[section]
@@ -93,7 +102,8 @@ def _check(section: str, key: str, rule: dict, value: Any, where: str) -> Any:
 
 def resolve(raw: dict, where: str = "job spec", base_dir: str = ".") -> JobSpec:
     """Validate a parsed spec and fill in defaults; unknown sections or keys are errors."""
-    schema = spec_schema()
+    kind = spec_kind(raw)
+    schema = spec_schema(kind)
     for section in raw:
         if section not in schema:
             raise SoclakeError(f"{where}: unknown section [{section}]; sections are {', '.join(schema)}")
@@ -113,8 +123,8 @@ def resolve(raw: dict, where: str = "job spec", base_dir: str = ".") -> JobSpec:
                 values[section][key] = rule["default"]
             else:
                 values[section][key] = _check(section, key, rule, given[key], where)
-    _check_combinations(values, where)
-    return JobSpec(values, os.path.abspath(base_dir))
+    (_check_combinations if kind == "compose" else _check_relight)(values, where)
+    return JobSpec(values, os.path.abspath(base_dir), kind)
 
 
 def _check_combinations(v: dict, where: str) -> None:
@@ -130,6 +140,18 @@ def _check_combinations(v: dict, where: str) -> None:
         raise SoclakeError(f"{where}: [sampling] decoys need [render] background = \"pool\"")
     if v["layout"]["kind"] == "replay" and not v["layout"]["annotations"]:
         raise SoclakeError(f"{where}: [layout] kind = \"replay\" needs annotations = \"FILE.json\"")
+
+
+def _check_relight(v: dict, where: str) -> None:
+    r = v["relight"]
+    unknown = set(r["directions"]) - {"none", "left", "right", "top", "bottom"}
+    if unknown or not r["directions"]:
+        raise SoclakeError(f"{where}: [relight] directions has unknown values {sorted(unknown)}; "
+                           "use none, left, right, top, bottom")
+    for key, lo, hi in (("temperature", 1000.0, 40000.0), ("blend_alpha", 0.0, 1.0)):
+        pair = r[key]
+        if len(pair) != 2 or not lo <= pair[0] <= pair[1] <= hi:
+            raise SoclakeError(f"{where}: [relight] {key} must be [low, high] within [{lo}, {hi}]")
 
 
 def load(path: str) -> JobSpec:
@@ -149,7 +171,8 @@ def code_version() -> str:
     from soclake import __version__
     pkg = Path(__file__).parent
     h = hashlib.sha256()
-    for f in sorted([*pkg.glob("plan/*.py"), *pkg.glob("render/*.py"), pkg / "imaging.py", pkg / "shards.py"]):
+    for f in sorted([*pkg.glob("plan/*.py"), *pkg.glob("render/*.py"), *pkg.glob("relight/*.py"), pkg / "imaging.py",
+                     pkg / "shards.py"]):
         h.update(f.name.encode() + f.read_bytes())
     return f"{__version__}+{h.hexdigest()[:12]}"
 

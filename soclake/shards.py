@@ -39,14 +39,15 @@ def part_name(job: str, fingerprint: str, shard: int) -> str:
 
 
 def commit_shard(lake: Lake, job: str, fingerprint: str, stage: str, shard: int, shard_uri: str, data: bytes,
-                 tables: dict[str, pa.Table], inputs: list[str], code_version: str, params: str) -> dict:
+                 tables: dict[str, pa.Table], inputs: list[str], code_version: str, params: str,
+                 samples: int | None = None) -> dict:
     """Write the shard, then its table parts, then its manifest part (the commit point)."""
     storage.write_bytes(lake.fs, lake.path(shard_uri), data)
     part = part_name(job, fingerprint, shard)
     for table, rows in tables.items():
         lake.append(table, rows, part)
     entry = {"job": job, "fingerprint": fingerprint, "stage": stage, "shard": shard, "shard_uri": shard_uri,
-             "samples": tables["images"].num_rows if "images" in tables else 0, "bytes": len(data),
+             "samples": samples if samples is not None else tables["images"].num_rows, "bytes": len(data),
              "sha256": hashlib.sha256(data).hexdigest(), "inputs": inputs, "code_version": code_version,
              "params": params}
     lake.append("manifest", to_table("manifest", [entry]), part)

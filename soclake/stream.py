@@ -29,11 +29,11 @@ TASKS = ("raw", "detection", "segmentation", "grounding")
 
 
 # ---------------------------------------------------------------------------- index
-def write_index(lake, job: str, fingerprint: str) -> dict:
+def write_index(lake, job: str, fingerprint: str, stage: str = "compose") -> dict:
     """Write jobs/<job>/<fp>/index.json and jobs/<job>/index.json from the manifest."""
     from soclake import storage
     rows = lake.query("SELECT shard, shard_uri, samples, bytes, sha256 FROM manifest WHERE fingerprint = $fp "
-                      "AND stage = 'compose' ORDER BY shard", {"fp": fingerprint}).to_pylist()
+                      "AND stage = $stage ORDER BY shard", {"fp": fingerprint, "stage": stage}).to_pylist()
     index = {"job": job, "fingerprint": fingerprint,
              "shards": [{"url": r["shard_uri"], "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]}
                         for r in rows]}
