@@ -65,9 +65,13 @@ def prepare_sample(members: dict[str, bytes], seed: int) -> dict:
     """Decoded inputs of one sample: composite, alpha, shadow shape, segment ids."""
     ext, data = _split_members(members)
     im = Image.open(io.BytesIO(data))
-    rgba = np.asarray(im.convert("RGBA"))
-    rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
     has_background = ext.split(".")[0] != "rgba"
+    if has_background:
+        rgb = np.asarray(im.convert("RGB"))
+        alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    else:
+        rgba = np.asarray(im.convert("RGBA"))
+        rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
     info = json.loads(members["json"])
     segments = np.zeros(alpha.shape, np.int32)
     if "pan.png" in members:

@@ -9,6 +9,7 @@ blend is applied afterwards by the stage, so objects keep their chroma.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -26,9 +27,10 @@ def kelvin_rgb(kelvin: float) -> np.ndarray:
     return (rgb / (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2])).astype(np.float32)
 
 
+@lru_cache(maxsize=16)
 def shading_field(h: int, w: int, direction: str, strength: float) -> np.ndarray:
     """Smooth multiplicative light field around 1: a ramp from the light's side, or a soft
-    vignette for ambient light."""
+    vignette for ambient light. Cached: treat as read-only."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     u, v = xx / max(w - 1, 1), yy / max(h - 1, 1)
     ramp = {"left": 1 - u, "right": u, "top": 1 - v, "bottom": v}.get(direction)
@@ -54,18 +56,28 @@ def contact_shadow(alpha: np.ndarray, direction: str, darkness: float) -> np.nda
     return 1 - darkness * np.clip(cast - alpha, 0, 1)
 
 
-def harmonize(lab: np.ndarray, segments: np.ndarray, background: np.ndarray, amount: float) -> np.ndarray:
-    """Move each segment's lightness mean and spread part of the way toward the background's."""
-    if amount <= 0 or not background.any():
-        return lab
-    L = lab[..., 0]
-    mu_b, sd_b = float(L[background].mean()), float(L[background].std()) + 1e-3
-    for sid in np.unique(segments[segments > 0]):
-        m = segments == sid
-        mu, sd = float(L[m].mean()), float(L[m].std()) + 1e-3
-        scale = (sd_b / sd) ** (0.5 * amount)
-        L[m] = np.clip((L[m] - mu) * scale + mu + amount * (mu_b - mu), 0, 100)
-    return lab
+def harmonize(rgb: np.ndarray, segments: np.ndarray, amount: float) -> np.ndarray:
+    """Move each segment's lightness mean and spread part of the way toward the background's
+    (statistics of the background from a 1-in-16 pixel sample; only segment pixels convert)."""
+    flat_seg = segments.ravel()
+    background = np.flatnonzero(flat_seg == 0)[::16]
+    inside = np.flatnonzero(flat_seg)
+    if amount <= 0 or len(background) == 0 or len(inside) == 0:
+        return rgb
+    flat = rgb.reshape(-1, 3)
+    L_b = to_lab(flat[background][:, None])[:, 0, 0]
+    mu_b, sd_b = float(L_b.mean()), float(L_b.std()) + 1e-3
+    lab = to_lab(flat[inside][:, None]).reshape(-1, 3)
+    ids = flat_seg[inside]
+    order = np.argsort(ids, kind="stable")
+    bounds = np.flatnonzero(np.diff(ids[order])) + 1
+    for group in np.split(order, bounds):
+        L = lab[group, 0]
+        mu, sd = float(L.mean()), float(L.std()) + 1e-3
+        lab[group, 0] = np.clip((L - mu) * (sd_b / sd) ** (0.5 * amount) + mu + amount * (mu_b - mu), 0, 100)
+    out = rgb.copy()
+    out.reshape(-1, 3)[inside] = from_lab(lab[:, None]).reshape(-1, 3)
+    return out
 
 
 def relight(rgb: np.ndarray, alpha: np.ndarray, segments: np.ndarray, has_background: bool,
@@ -78,7 +90,6 @@ def relight(rgb: np.ndarray, alpha: np.ndarray, segments: np.ndarray, has_backgr
     light = shading_field(h, w, direction, params["strength"]) * contact_shadow(a, direction, params["shadow"])
     out = rgb.astype(np.float32) * light[..., None] * kelvin_rgb(kelvin)[None, None, :]
     out = cv2.convertScaleAbs(out)
-    if has_background and params["harmonize"] > 0:
-        lab = harmonize(to_lab(out), segments, segments == 0, params["harmonize"])
-        out = from_lab(lab)
+    if has_background:
+        out = harmonize(out, segments, params["harmonize"])
     return out, {"direction": direction, "kelvin": round(kelvin, 1)}

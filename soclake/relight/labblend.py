@@ -36,22 +36,28 @@ def segment_weights(areas: np.ndarray, alpha_range: tuple[float, float] = (0.3, 
     return hi - (hi - lo) * s
 
 
+def segment_areas(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, pixel counts) of the non-zero ids of a segment map."""
+    counts = np.bincount(segments.ravel())
+    ids = np.flatnonzero(counts)
+    ids = ids[ids > 0]
+    return ids, counts[ids]
+
+
 def area_ranked_lab_blend(original: np.ndarray, relit: np.ndarray, segments: np.ndarray,
                           alpha_range: tuple[float, float] = (0.3, 0.9), steepness: float = 8.0) -> np.ndarray:
     """Blend `relit` (H, W, 3 uint8) back onto `original` through the segment id map
     `segments` (H, W, 0 = no segment). Returns uint8 RGB."""
-    ids = np.unique(segments)
-    ids = ids[ids > 0]
+    ids, areas = segment_areas(segments)
     if len(ids) == 0:
         return relit.copy()
-    areas = np.array([(segments == i).sum() for i in ids])
     weights = np.zeros(int(ids.max()) + 1, np.float32)
     weights[ids] = segment_weights(areas, alpha_range, steepness)
-    w = weights[segments]  # 0 outside segments
-    lab_o, lab_r = to_lab(original), to_lab(relit)
-    inside = segments > 0
-    lab = lab_o.copy()  # chroma from the original
-    lab[..., 0] = w * lab_r[..., 0] + (1 - w) * lab_o[..., 0]
+    inside = np.flatnonzero(segments.ravel())  # only segment pixels go through Lab
+    w = weights[segments.ravel()[inside]]
+    lab_o = to_lab(original.reshape(-1, 3)[inside][:, None]).reshape(-1, 3)
+    lab_r = to_lab(relit.reshape(-1, 3)[inside][:, None]).reshape(-1, 3)
+    lab_o[:, 0] = w * lab_r[:, 0] + (1 - w) * lab_o[:, 0]  # chroma stays the original's
     out = relit.copy()  # outside every segment: the relit pixels, untouched
-    out[inside] = from_lab(lab)[inside]
+    out.reshape(-1, 3)[inside] = from_lab(lab_o[:, None]).reshape(-1, 3)
     return out
