@@ -125,3 +125,18 @@ def test_relight_errors(sample_lake):
         resolve({"job": {"name": "r", "input": "x"}, "relight": {"directions": ["up"]}})
     with pytest.raises(SoclakeError, match="unknown key 'lamp'"):
         resolve({"job": {"name": "r", "input": "x"}, "relight": {"lamp": 1}})
+
+
+def test_sample_without_segments_is_relit_whole_and_flagged():
+    import io as _io
+
+    from soclake.relight import classic, relight_samples
+    rgb = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    buf = _io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=95)
+    members = {"jpg": buf.getvalue(), "json": json.dumps({"key": "000000000", "instances": []}).encode()}
+    params = resolve({"job": {"name": "r", "input": "x"}, "relight": {}})["relight"]
+    [(key, out)] = relight_samples([("000000000", members)], classic, params, seed=1)
+    info = json.loads(out["json"])
+    assert key == "000000000" and info["relight"]["relit_whole_image"] is True
+    assert out["jpg"] != members["jpg"]
