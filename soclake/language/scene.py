@@ -1,0 +1,74 @@
+"""Scene graph of one composed image: objects with category, attributes, position and size
+rank, and pairwise spatial relations computed from their boxes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Obj:
+    ann_id: int
+    category: str
+    colour: str | None
+    phrase: str | None          # short_phrase from the pool ("red wooden ball")
+    bbox: tuple[float, float, float, float]  # x, y, w, h (visible mask)
+    area: int
+    horizontal: str             # left / middle / right third of the image
+    vertical: str               # top / middle / bottom third
+    size_rank: int              # 0 = largest visible area in the image
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        x, y, w, h = self.bbox
+        return x + w / 2, y + h / 2
+
+
+@dataclass
+class SceneGraph:
+    width: int
+    height: int
+    objects: list[Obj] = field(default_factory=list)
+
+    def by_id(self) -> dict[int, Obj]:
+        return {o.ann_id: o for o in self.objects}
+
+
+def third(value: float, extent: float, names: tuple[str, str, str]) -> str:
+    return names[min(2, int(3 * value / max(extent, 1e-9)))]
+
+
+def from_sample(info: dict) -> SceneGraph:
+    """The scene graph of a sample's JSON document (the compose stage's KEY.json)."""
+    W, H = info["width"], info["height"]
+    insts = info["instances"]
+    order = sorted(range(len(insts)), key=lambda i: (-insts[i]["area"], insts[i]["ann_id"]))
+    rank = {i: r for r, i in enumerate(order)}
+    objs = []
+    for i, inst in enumerate(insts):
+        x, y, w, h = inst["bbox"]
+        attrs = inst.get("attributes") or {}
+        objs.append(Obj(inst["ann_id"], inst["category"], attrs.get("dominant_color"), attrs.get("short_phrase"),
+                        (x, y, w, h), inst["area"], third(x + w / 2, W, ("left", "middle", "right")),
+                        third(y + h / 2, H, ("top", "middle", "bottom")), rank[i]))
+    return SceneGraph(W, H, objs)
+
+
+# ---------------------------------------------------------------------------- relations
+def left_of(a: Obj, b: Obj) -> bool:
+    """a lies entirely to the left of b's centre and its centre left of b's left edge."""
+    return a.bbox[0] + a.bbox[2] <= b.centre[0] and a.centre[0] < b.bbox[0]
+
+
+def right_of(a: Obj, b: Obj) -> bool:
+    return left_of(b, a)
+
+
+def above(a: Obj, b: Obj) -> bool:
+    return a.bbox[1] + a.bbox[3] <= b.centre[1] and a.centre[1] < b.bbox[1]
+
+
+def below(a: Obj, b: Obj) -> bool:
+    return above(b, a)
+
+
+RELATIONS = {"left_of": left_of, "right_of": right_of, "above": above, "below": below}
