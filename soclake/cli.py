@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a job: compose (plan if needed, render) or relight",
                        description="Render every shard not committed yet. Rerunning a finished job does nothing; "
-                       "an interrupted one renders only its missing shards. A spec with a [relight] section "
-                       "relights the committed shards of its input compose job.")
+                       "an interrupted one renders only its missing shards. A spec with a [relight] or [refexp] "
+                       "section runs that stage over the committed shards of its input job.")
     p.add_argument("spec")
     _lake_arg(p)
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
@@ -195,9 +195,9 @@ def cmd_run(args) -> int:
     from soclake.lake import Lake
     lake = Lake(_need_lake(args))
     spec = jobspec.load(args.spec)
-    if spec.kind == "relight":
-        from soclake import relight
-        summary = relight.run(lake, spec, workers=args.workers, progress=args.progress)
+    if spec.kind != "compose":
+        from soclake import stage
+        summary = stage.run(lake, spec, workers=args.workers, progress=args.progress)
     else:
         summary = jobs.run(lake, spec, workers=args.workers, executor=args.executor, progress=args.progress)
     print(summary.describe().replace("shards: ", f"shards: {lake.uri}/"))

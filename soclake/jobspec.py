@@ -23,7 +23,7 @@ from soclake.resources import data_dir
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
-SPEC_SCHEMAS = {"compose": "job_spec.json", "relight": "relight_spec.json"}
+SPEC_SCHEMAS = {"compose": "job_spec.json", "relight": "relight_spec.json", "refexp": "refexp_spec.json"}
 
 
 @lru_cache(maxsize=None)
@@ -32,8 +32,8 @@ def spec_schema(kind: str = "compose") -> dict:
 
 
 def spec_kind(raw: dict) -> str:
-    """A spec with a [relight] section is a relight job; otherwise a compose job."""
-    return "relight" if "relight" in raw else "compose"
+    """A spec with a [relight] or [refexp] section is that stage's job; otherwise compose."""
+    return next((k for k in ("relight", "refexp") if k in raw), "compose")
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def resolve(raw: dict, where: str = "job spec", base_dir: str = ".") -> JobSpec:
                 values[section][key] = rule["default"]
             else:
                 values[section][key] = _check(section, key, rule, given[key], where)
-    (_check_combinations if kind == "compose" else _check_relight)(values, where)
+    {"compose": _check_combinations, "relight": _check_relight}.get(kind, lambda v, w: None)(values, where)
     return JobSpec(values, os.path.abspath(base_dir), kind)
 
 
@@ -171,8 +171,8 @@ def code_version() -> str:
     from soclake import __version__
     pkg = Path(__file__).parent
     h = hashlib.sha256()
-    for f in sorted([*pkg.glob("plan/*.py"), *pkg.glob("render/*.py"), *pkg.glob("relight/*.py"), pkg / "imaging.py",
-                     pkg / "shards.py"]):
+    for f in sorted([*pkg.glob("plan/*.py"), *pkg.glob("render/*.py"), *pkg.glob("relight/*.py"),
+                     *pkg.glob("language/*.py"), pkg / "imaging.py", pkg / "shards.py", pkg / "stage.py"]):
         h.update(f.name.encode() + f.read_bytes())
     return f"{__version__}+{h.hexdigest()[:12]}"
 

@@ -113,3 +113,38 @@ def test_articles_and_plurals():
     from soclake.language.programs import plural
     assert _count_phrase(1, "orange kite") == "an orange kite" and _count_phrase(2, "red box") == "two red boxes"
     assert plural("cherry") == "cherries" and plural("toy") == "toys"
+
+
+def test_refexp_stage_adds_verified_expressions(sample_lake):
+    import json as _json
+    import tarfile
+
+    from soclake import jobs, stage
+    from soclake.jobspec import resolve
+    from soclake.language.programs import Selector  # noqa: F401  (expressions are re-checked below)
+    from soclake.stream import Stream
+
+    from conftest import job_spec
+    jobs.run(sample_lake, job_spec("lang-in", job={"images": 4, "shard_size": 2}), workers=1, progress=False)
+    spec = resolve({"job": {"name": "lang-out", "input": "lang-in"}, "refexp": {}})
+    s = stage.run(sample_lake, spec, workers=1, progress=False)
+    assert s.images == 4 and not s.failed
+    assert stage.run(sample_lake, spec, workers=1, progress=False).shards_rendered == 0
+    n_rows = sample_lake.query("SELECT count(*) n FROM refexps WHERE fingerprint = $fp",
+                               {"fp": s.fingerprint}).to_pylist()[0]["n"]
+    n_doc = 0
+    for shard in sorted(__import__("glob").glob(sample_lake.path(s.folder, "shards", "*.tar"))):
+        with tarfile.open(shard) as tar:
+            names = tar.getnames()
+            for name in names:
+                if name.endswith(".refexp.json"):
+                    doc = _json.loads(tar.extractfile(name).read())
+                    info = _json.loads(tar.extractfile(name.replace(".refexp.json", ".json")).read())
+                    ids = {i["ann_id"] for i in info["instances"]}
+                    for e in doc["expressions"]:
+                        assert set(e["targets"]) <= ids
+                        assert (e["scope"] == "none") == (not e["targets"])
+                    n_doc += len(doc["expressions"])
+    assert n_doc == n_rows > 0
+    g = next(iter(Stream(sample_lake.root, "lang-out", task="grounding", shuffle=False)))
+    assert g["expressions"] and all(len(e["boxes"]) >= 0 for e in g["expressions"])

@@ -1,57 +1,23 @@
-"""The relight stage: reads a compose job's committed shards and writes new shards with the
-same keys, the composite relit and then blended back per segment in Lab (SOC), annotations
-carried over unchanged (masks do not move), lineage in the manifest. Fingerprinted and
-resumable like compose. Backends are a registry imported when used.
+"""The relight stage (a soclake.stage): every sample's composite relit by a backend, then
+blended back per segment in Lab (SOC), annotations carried over unchanged (masks do not
+move). Backends are a registry imported when used.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import io
 import json
-import os
-import sys
-import tarfile
-import time
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from soclake import executors, jobspec, storage
 from soclake.errors import SoclakeError
-from soclake.jobspec import JobSpec
-from soclake.lake import Lake
 from soclake.relight.labblend import area_ranked_lab_blend
 from soclake.render.compose import encode_image
-from soclake.shards import commit_shard, committed_shards, tar_bytes
 
 BACKENDS = {"classic": "soclake.relight.classic", "iclight": "soclake.relight.iclight"}
 STAGE = "relight"
-
-
-@dataclass
-class RelightSummary:
-    job: str
-    fingerprint: str
-    input: str
-    folder: str
-    shards_total: int
-    shards_rendered: int
-    images: int = 0
-    flagged: int = 0
-    seconds: float = 0.0
-    failed: dict = field(default_factory=dict)
-
-    def describe(self) -> str:
-        rate = self.images / self.seconds if self.seconds else 0.0
-        return (f"relight {self.job} [{self.fingerprint}] of {self.input}: relit {self.shards_rendered} shard(s) "
-                f"({self.shards_total - self.shards_rendered} already committed): {self.images} images "
-                f"({self.flagged} without segments, relit whole), {self.seconds:.1f}s ({rate:.2f} images/s)\n"
-                f"shards: {self.folder}/shards/"
-                + "".join(f"\nFAILED shard {s}: {e} (rerun to retry it)" for s, e in sorted(self.failed.items())))
 
 
 def _split_members(members: dict[str, bytes]) -> tuple[str, bytes]:
@@ -123,74 +89,23 @@ def relight_samples(samples: list[tuple[str, dict]], backend, params: dict, seed
             for (key, m), p, (relit, drawn) in zip(samples, prepared, results)]
 
 
-def _read_samples(data: bytes) -> list[tuple[str, dict[str, bytes]]]:
-    samples: list[tuple[str, dict[str, bytes]]] = []
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        for m in tar:
-            key, _, ext = m.name.partition(".")
-            if not samples or samples[-1][0] != key:
-                samples.append((key, {}))
-            samples[-1][1][ext] = tar.extractfile(m).read()
-    return samples
+def process(samples: list[tuple[str, dict]], params: dict, seed: int, context: dict):
+    """The stage interface (soclake.stage): relight one shard's samples."""
+    from soclake.stage import StageOutput
+    backend = importlib.import_module(BACKENDS[params["backend"]])
+    out = relight_samples(samples, backend, params, seed)
+    return StageOutput(out, flagged=sum(json.loads(m["json"])["relight"]["relit_whole_image"] for _, m in out))
 
 
-def relight_shard(task: dict) -> dict:
-    """Worker: relight every sample of one input shard and commit the output shard."""
-    try:
-        lake = Lake(task["lake"])
-        backend = importlib.import_module(BACKENDS[task["params"]["backend"]])
-        data = lake.fs.cat_file(lake.path(task["input_uri"]))
-        if hashlib.sha256(data).hexdigest() != task["input_sha256"]:
-            raise SoclakeError(f"input shard {task['input_uri']} does not match its manifest sha256")
-        out = relight_samples(_read_samples(data), backend, task["params"], task["seed"])
-        flagged = sum(json.loads(m["json"])["relight"]["relit_whole_image"] for _, m in out)
-        commit_shard(lake, task["job"], task["fingerprint"], STAGE, task["shard"], task["output_uri"],
-                     tar_bytes(out), {}, [f"{task['input_uri']}#{task['input_sha256']}"], task["code_version"],
-                     task["params_json"], samples=len(out))
-        return {"images": len(out), "flagged": flagged}
-    except Exception as e:  # reported per shard; it stays uncommitted and is retried next run
-        return {"shard": task["shard"], "error": f"{type(e).__name__}: {e}"}
-
-
-def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | None = None) -> RelightSummary:
-    """Relight every committed shard of the input job not relit yet."""
-    if spec.kind != "relight":
-        raise SoclakeError("not a relight spec (it needs a [relight] section)")
-    t0 = time.perf_counter()
-    backend = importlib.import_module(BACKENDS[spec["relight"]["backend"]])
+def check(params: dict) -> None:
+    backend = importlib.import_module(BACKENDS[params["backend"]])
     if hasattr(backend, "check"):
-        backend.check(spec["relight"])  # a missing model is an error before any shard is read
-    from soclake.export import resolve_job
-    input_fp, missing = resolve_job(lake, spec["job"]["input"])
-    fp = jobspec.fingerprint(spec, input_fp)
-    name = spec.name
-    folder = f"jobs/{name}/{fp}"
-    inputs = lake.query("SELECT shard, shard_uri, sha256 FROM manifest WHERE fingerprint = $fp AND stage = 'compose' "
-                        "ORDER BY shard", {"fp": input_fp}).to_pylist()
-    done = committed_shards(lake, fp, STAGE)
-    todo = [r for r in inputs if r["shard"] not in done]
-    summary = RelightSummary(name, fp, f"{spec['job']['input']} [{input_fp}]", folder, len(inputs), len(todo))
-    params = {**spec["relight"]}
-    tasks = [{"lake": lake.uri, "job": name, "fingerprint": fp, "shard": r["shard"], "input_uri": r["shard_uri"],
-              "input_sha256": r["sha256"], "output_uri": f"{folder}/shards/shard-{r['shard']:06d}.tar",
-              "seed": spec["job"]["seed"], "params": params, "params_json": spec.canonical_json(),
-              "code_version": jobspec.code_version()} for r in todo]
-    storage.write_bytes(lake.fs, lake.path(folder, "job.json"), json.dumps(
-        {"job": name, "fingerprint": fp, "stage": STAGE, "input": spec["job"]["input"], "input_fingerprint": input_fp,
-         "spec": spec.values}, indent=1, sort_keys=True).encode())
-    workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(tasks), desc=f"relight {name}", unit="shard", file=sys.stderr,
-               disable=None if progress is None else not progress)
-    for res in executors.get("local").run(relight_shard, tasks, workers):
-        if "error" in res:
-            summary.failed[res["shard"]] = res["error"]
-        else:
-            summary.images += res["images"]
-            summary.flagged += res["flagged"]
-        bar.update(1)
-    bar.close()
-    lake.refresh()
-    from soclake.stream import write_index
-    write_index(lake, name, fp, stage=STAGE)
-    summary.seconds = time.perf_counter() - t0
-    return summary
+        backend.check(params)
+
+
+def run(lake, spec, workers: int | None = None, progress: bool | None = None):
+    """Relight every committed shard of the input job not relit yet (see soclake.stage)."""
+    from soclake import stage
+    if spec.kind != STAGE:
+        raise SoclakeError("not a relight spec (it needs a [relight] section)")
+    return stage.run(lake, spec, workers, progress)

@@ -1,0 +1,143 @@
+"""Shard-in, shard-out stages (relight, refexp): read a job's committed shards, write new
+shards with the same keys and new or replaced members, with lineage in the manifest.
+
+A stage module provides `process(samples, params, seed, context) -> StageOutput` over one
+shard's samples, and optionally `check(params)` (run before any shard is read). The input
+job may be a compose job or another stage's job. Fingerprinted and resumable like compose.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import json
+import os
+import sys
+import tarfile
+import time
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from soclake import executors, jobspec, storage
+from soclake.errors import SoclakeError
+from soclake.jobspec import JobSpec
+from soclake.lake import Lake
+from soclake.schemas import to_table
+from soclake.shards import commit_shard, committed_shards, tar_bytes
+
+STAGES = {"relight": "soclake.relight", "refexp": "soclake.language.stage"}
+
+
+@dataclass
+class StageOutput:
+    samples: list[tuple[str, dict[str, bytes]]]
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+    flagged: int = 0  # samples the stage could only partly handle (reported in the summary)
+
+
+@dataclass
+class StageSummary:
+    stage: str
+    job: str
+    fingerprint: str
+    input: str
+    folder: str
+    shards_total: int
+    shards_rendered: int
+    images: int = 0
+    flagged: int = 0
+    seconds: float = 0.0
+    failed: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        rate = self.images / self.seconds if self.seconds else 0.0
+        return (f"{self.stage} {self.job} [{self.fingerprint}] of {self.input}: {self.shards_rendered} shard(s) done "
+                f"({self.shards_total - self.shards_rendered} already committed): {self.images} images, "
+                f"{self.flagged} flagged, {self.seconds:.1f}s ({rate:.2f} images/s)\nshards: {self.folder}/shards/"
+                + "".join(f"\nFAILED shard {s}: {e} (rerun to retry it)" for s, e in sorted(self.failed.items())))
+
+
+def resolve_input(lake: Lake, job: str) -> tuple[str, str]:
+    """(fingerprint, stage) of a job's newest output with committed shards, any stage."""
+    rows = lake.query("SELECT DISTINCT fingerprint, stage FROM manifest WHERE job = $job", {"job": job}).to_pylist()
+    if not rows:
+        raise SoclakeError(f"job {job!r} has no committed shards in {lake.uri}; run it first")
+    newest = max(rows, key=lambda r: lake.fs.modified(lake.path("jobs", job, r["fingerprint"], "job.json"))
+                 if lake.fs.exists(lake.path("jobs", job, r["fingerprint"], "job.json")) else 0)
+    return newest["fingerprint"], newest["stage"]
+
+
+def read_samples(data: bytes) -> list[tuple[str, dict[str, bytes]]]:
+    samples: list[tuple[str, dict[str, bytes]]] = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for m in tar:
+            key, _, ext = m.name.partition(".")
+            if not samples or samples[-1][0] != key:
+                samples.append((key, {}))
+            samples[-1][1][ext] = tar.extractfile(m).read()
+    return samples
+
+
+def stage_shard(task: dict) -> dict:
+    """Worker: process one input shard and commit the output shard."""
+    try:
+        lake = Lake(task["lake"])
+        module = importlib.import_module(STAGES[task["stage"]])
+        data = lake.fs.cat_file(lake.path(task["input_uri"]))
+        if hashlib.sha256(data).hexdigest() != task["input_sha256"]:
+            raise SoclakeError(f"input shard {task['input_uri']} does not match its manifest sha256")
+        out = module.process(read_samples(data), task["params"], task["seed"],
+                             {"job": task["job"], "fingerprint": task["fingerprint"], "shard": task["shard"]})
+        tables = {t: to_table(t, rows) for t, rows in out.tables.items()}
+        commit_shard(lake, task["job"], task["fingerprint"], task["stage"], task["shard"], task["output_uri"],
+                     tar_bytes(out.samples), tables, [f"{task['input_uri']}#{task['input_sha256']}"],
+                     task["code_version"], task["params_json"], samples=len(out.samples))
+        return {"images": len(out.samples), "flagged": out.flagged}
+    except Exception as e:  # reported per shard; it stays uncommitted and is retried next run
+        return {"shard": task["shard"], "error": f"{type(e).__name__}: {e}"}
+
+
+def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | None = None) -> StageSummary:
+    """Process every committed shard of the input job not done yet."""
+    stage = spec.kind
+    if stage not in STAGES:
+        raise SoclakeError(f"{spec.name}: not a stage spec (it needs a [relight] or [refexp] section)")
+    t0 = time.perf_counter()
+    module = importlib.import_module(STAGES[stage])
+    params = dict(spec[stage])
+    if hasattr(module, "check"):
+        module.check(params)  # e.g. a missing model is an error before any shard is read
+    if hasattr(module, "prepare_params"):
+        params = module.prepare_params(lake, params)
+    input_fp, input_stage = resolve_input(lake, spec["job"]["input"])
+    fp = jobspec.fingerprint(spec, input_fp)
+    folder = f"jobs/{spec.name}/{fp}"
+    inputs = lake.query("SELECT shard, shard_uri, sha256 FROM manifest WHERE fingerprint = $fp AND stage = $stage "
+                        "ORDER BY shard", {"fp": input_fp, "stage": input_stage}).to_pylist()
+    done = committed_shards(lake, fp, stage)
+    todo = [r for r in inputs if r["shard"] not in done]
+    summary = StageSummary(stage, spec.name, fp, f"{spec['job']['input']} [{input_fp}]", folder, len(inputs), len(todo))
+    storage.write_bytes(lake.fs, lake.path(folder, "job.json"), json.dumps(
+        {"job": spec.name, "fingerprint": fp, "stage": stage, "input": spec["job"]["input"],
+         "input_fingerprint": input_fp, "spec": spec.values}, indent=1, sort_keys=True).encode())
+    tasks = [{"lake": lake.uri, "stage": stage, "job": spec.name, "fingerprint": fp, "shard": r["shard"],
+              "input_uri": r["shard_uri"], "input_sha256": r["sha256"],
+              "output_uri": f"{folder}/shards/shard-{r['shard']:06d}.tar", "seed": spec["job"]["seed"],
+              "params": params, "params_json": spec.canonical_json(), "code_version": jobspec.code_version()}
+             for r in todo]
+    bar = tqdm(total=len(tasks), desc=f"{stage} {spec.name}", unit="shard", file=sys.stderr,
+               disable=None if progress is None else not progress)
+    for res in executors.get("local").run(stage_shard, tasks, workers or os.cpu_count() or 1):
+        if "error" in res:
+            summary.failed[res["shard"]] = res["error"]
+        else:
+            summary.images += res["images"]
+            summary.flagged += res["flagged"]
+        bar.update(1)
+    bar.close()
+    lake.refresh()
+    from soclake.stream import write_index
+    write_index(lake, spec.name, fp, stage=stage)
+    summary.seconds = time.perf_counter() - t0
+    return summary
