@@ -8,7 +8,7 @@ from collections import Counter
 
 import numpy as np
 
-from soclake.language.programs import Expression, Selector, plural, verified
+from soclake.language.programs import Expression, Selector, kind_of, plural, verified
 from soclake.language.scene import RELATIONS, SceneGraph
 
 DEFAULT_COUNTS = {("single", "attribute"): 6, ("single", "spatial"): 6, ("single", "reasoning"): 6,
@@ -29,52 +29,56 @@ def unique_selector(graph: SceneGraph, ann_id: int) -> Selector | None:
 
 
 def candidates(graph: SceneGraph, absent_categories: list[str]) -> list[tuple[Selector, str]]:
-    """(selector, claimed scope) pairs worth verifying."""
-    out: list[tuple[Selector, str]] = []
-    cats = sorted({o.category for o in graph.objects})
-    colours = sorted({o.colour for o in graph.objects if o.colour})
-    anchors = [(o.ann_id, unique_selector(graph, o.ann_id)) for o in graph.objects]
-    anchors = [(a, s) for a, s in anchors if s]
-    for o in graph.objects:
-        for sel in (Selector(category=o.category), Selector(category=o.category, colour=o.colour),
-                    Selector(colour=o.colour), Selector(category=o.category, position=o.horizontal),
-                    Selector(category=o.category, position=o.vertical),
-                    Selector(category=o.category, extreme="largest"), Selector(category=o.category, extreme="smallest"),
-                    Selector(colour=o.colour, extreme="largest")):
-            if sel.position in ("middle",) or (sel.colour is None and sel.category is None):
-                continue
-            out += [(sel, "single"), (sel, "multi")]
-        for anchor_id, anchor in anchors:
-            if anchor_id == o.ann_id:
-                continue
-            for rel in RELATIONS:
-                out.append((Selector(category=o.category, relation=rel, anchor=anchor), "single"))
-                if o.colour:
-                    out += [(Selector(colour=o.colour, relation=rel, anchor=anchor), s) for s in ("single", "multi")]
-    for pos in ("left", "right", "top", "bottom"):
-        out.append((Selector(position=pos), "multi"))
-        for c in cats:
-            out.append((Selector(category=c, position=pos), "none"))
-    for c in cats:
-        out += [(Selector(category=c, colour=k), "none") for k in COLOURS if k not in colours]
+    """(selector, claimed scope) pairs worth verifying, each built once from the distinct
+    categories, colours and positions of the scene."""
+    objs = graph.objects
+    cats = sorted({o.category for o in objs})
+    colours = sorted({o.colour for o in objs if o.colour})
+    pairs = sorted({(o.category, o.colour) for o in objs if o.colour})
+    places = sorted({(o.category, p) for o in objs for p in (o.horizontal, o.vertical) if p != "middle"})
+    base = ([Selector(category=c) for c in cats] + [Selector(category=c, colour=k) for c, k in pairs]
+            + [Selector(colour=k) for k in colours] + [Selector(category=c, position=p) for c, p in places]
+            + [Selector(category=c, extreme=e) for c in cats for e in ("largest", "smallest")]
+            + [Selector(colour=k, extreme="largest") for k in colours])
+    out = [(sel, scope) for sel in base for scope in ("single", "multi")]
+    for o in objs:
+        anchor = unique_selector(graph, o.ann_id)
+        if anchor is None:
+            continue
+        j = graph.index[o.ann_id]
+        for rel in RELATIONS:
+            related = [objs[i] for i in np.flatnonzero(graph.relations[rel][:, j]) if i != j]  # what can be true
+            out += [(Selector(category=c, relation=rel, anchor=anchor), "single")
+                    for c in sorted({r.category for r in related})]
+            out += [(Selector(colour=k, relation=rel, anchor=anchor), scope)
+                    for k in sorted({r.colour for r in related if r.colour}) for scope in ("single", "multi")]
+    out += [(Selector(position=p), "multi") for p in ("left", "right", "top", "bottom")]
+    out += [(Selector(category=c, position=p), "none") for c in cats for p in ("left", "right", "top", "bottom")
+            if (c, p) not in places]
+    out += [(Selector(category=c, colour=k), "none") for c in cats for k in COLOURS if k not in colours]
     out += [(Selector(category=c), "none") for c in absent_categories if c not in cats]
-    return [(s, scope) for s, scope in out if not (s.position == "middle")]
+    return out
 
 
 def referring_expressions(graph: SceneGraph, rng: np.random.Generator, counts: dict | None = None,
                           absent_categories: list[str] | None = None) -> list[Expression]:
-    """Verified expressions, up to counts[(scope, kind)] per bucket, distinct texts."""
+    """Verified expressions, up to counts[(scope, kind)] per bucket, distinct texts. A
+    candidate's bucket is known before it runs, so each bucket is drawn in a seeded random
+    order and programs are executed only until the bucket is full."""
     counts = counts or DEFAULT_COUNTS
-    buckets: dict[tuple[str, str], dict[str, Expression]] = {}
+    pools: dict[tuple[str, str], list[Selector]] = {}
     for sel, scope in candidates(graph, absent_categories or []):
-        e = verified(sel, graph, scope)
-        if e is not None:
-            buckets.setdefault((e.scope, e.kind), {}).setdefault(e.text, e)
+        pools.setdefault((scope, kind_of(sel)), []).append(sel)
     chosen: list[Expression] = []
     for key in sorted(counts):
-        pool = sorted(buckets.get(key, {}).values(), key=lambda e: e.text)
-        for i in rng.permutation(len(pool))[:counts[key]]:
-            chosen.append(pool[int(i)])
+        pool, texts, want = pools.get(key, []), set(), counts[key]
+        for i in rng.permutation(len(pool)):
+            if len(texts) >= want:
+                break
+            e = verified(pool[int(i)], graph, key[0])
+            if e is not None and e.text not in texts:
+                texts.add(e.text)
+                chosen.append(e)
     return chosen
 
 

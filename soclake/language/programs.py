@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from soclake.language.scene import RELATIONS, Obj, SceneGraph
+from soclake.language.scene import Obj, SceneGraph
 
 RELATION_WORDS = {"left_of": "to the left of", "right_of": "to the right of", "above": "above", "below": "below"}
 POSITION_WORDS = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Selector:
     category: str | None = None
     colour: str | None = None
@@ -35,14 +35,21 @@ class Selector:
 
 
 def execute(sel: Selector, graph: SceneGraph) -> frozenset[int]:
-    """The ann_ids a selector refers to in a scene graph."""
+    """The ann_ids a selector refers to in a scene graph (memoised per graph)."""
+    if sel not in graph.memo:
+        graph.memo[sel] = _execute(sel, graph)
+    return graph.memo[sel]
+
+
+def _execute(sel: Selector, graph: SceneGraph) -> frozenset[int]:
     found = [o for o in graph.objects if sel.matches(o)]
     if sel.relation:
         anchors = execute(sel.anchor, graph)
         if len(anchors) != 1:
             return frozenset()
-        a = graph.by_id()[next(iter(anchors))]
-        found = [o for o in found if o.ann_id != a.ann_id and RELATIONS[sel.relation](o, a)]
+        a = graph.index[next(iter(anchors))]
+        holds = graph.relations[sel.relation][:, a]
+        found = [o for o in found if graph.index[o.ann_id] != a and holds[graph.index[o.ann_id]]]
     if sel.extreme and found:
         areas = sorted(o.area for o in found)
         pick = areas[-1] if sel.extreme == "largest" else areas[0]

@@ -3,6 +3,9 @@ rank, and pairwise spatial relations computed from their boxes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,7 @@ class Obj:
     vertical: str               # top / middle / bottom third
     size_rank: int              # 0 = largest visible area in the image
 
-    @property
+    @cached_property
     def centre(self) -> tuple[float, float]:
         x, y, w, h = self.bbox
         return x + w / 2, y + h / 2
@@ -30,7 +33,30 @@ class SceneGraph:
     objects: list[Obj] = field(default_factory=list)
 
     def by_id(self) -> dict[int, Obj]:
+        return self._by_id
+
+    @cached_property
+    def _by_id(self) -> dict[int, Obj]:
         return {o.ann_id: o for o in self.objects}
+
+    @cached_property
+    def index(self) -> dict[int, int]:
+        return {o.ann_id: i for i, o in enumerate(self.objects)}
+
+    @cached_property
+    def relations(self) -> dict[str, np.ndarray]:
+        """rel -> (n, n) bool matrix, [i, j] = objects[i] rel objects[j]; same rules as below."""
+        b = np.array([o.bbox for o in self.objects], np.float64).reshape(-1, 4)
+        x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+        cx, cy = x0 + b[:, 2] / 2, y0 + b[:, 3] / 2
+        left = (x1[:, None] <= cx[None, :]) & (cx[:, None] < x0[None, :])
+        up = (y1[:, None] <= cy[None, :]) & (cy[:, None] < y0[None, :])
+        return {"left_of": left, "right_of": left.T, "above": up, "below": up.T}
+
+    @cached_property
+    def memo(self) -> dict:
+        """Selector -> referent set, filled by programs.execute (a graph is never mutated)."""
+        return {}
 
 
 def third(value: float, extent: float, names: tuple[str, str, str]) -> str:
