@@ -13,10 +13,18 @@ from soclake.language.scene import from_sample
 KINDS = ("attribute", "spatial", "reasoning")
 
 
+def check(params: dict) -> None:
+    from soclake.language import llm_backend
+    llm_backend.check(params)  # endpoint settings are checked before any shard is read
+
+
 def prepare_params(lake, params: dict) -> dict:
-    """Add the lake's category names (for no-target expressions and 'is there' questions)."""
+    """Add the lake's category names (for no-target expressions and 'is there' questions) and,
+    for a local lake, the LLM answer cache folder."""
+    from soclake import storage
     names = [r[0] for r in lake.con.execute("SELECT name FROM categories ORDER BY category_id").fetchall()]
-    return {**params, "vocabulary": names}
+    cache = lake.path("cache", "llm") if storage.is_local(lake.fs) else None
+    return {**params, "vocabulary": names, "cache_dir": cache}
 
 
 def counts(params: dict) -> dict:
@@ -27,19 +35,24 @@ def counts(params: dict) -> dict:
 def process(samples: list[tuple[str, dict]], params: dict, seed: int, context: dict):
     from soclake.stage import StageOutput
     out, rows, flagged = [], [], 0
-    for key, members in samples:
-        info = json.loads(members["json"])
-        graph = from_sample(info)
+    graphs = [from_sample(json.loads(m["json"])) for _, m in samples]
+    docs = []
+    for (key, _), graph in zip(samples, graphs):
         image_seed = int(np.random.SeedSequence([seed, int(key)]).generate_state(1)[0])
         present = {o.category for o in graph.objects}
         others = [n for n in params["vocabulary"] if n not in present]
         rng = np.random.default_rng(image_seed)
         absent = [others[int(i)] for i in rng.permutation(len(others))[:params["absent_categories"]]]
-        doc = describe(graph, image_seed, absent, counts(params))
+        docs.append(describe(graph, image_seed, absent, counts(params)))
+    if params["backend"] == "llm":  # the LLM writes the expressions; captions and QA stay exact
+        from soclake.language.llm_backend import describe_batch
+        for doc, answer in zip(docs, describe_batch(graphs, counts(params), params, params.get("cache_dir"))):
+            doc.update(answer)
+    for (key, members), graph, doc in zip(samples, graphs, docs):
         new = dict(members)
         new["refexp.json"] = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         out.append((key, new))
-        flagged += not graph.objects
+        flagged += (not graph.objects) or ("failed" in doc)
         rows += [{"job": context["job"], "fingerprint": context["fingerprint"], "image_id": int(key), "key": key,
                   "text": e["text"], "scope": e["scope"], "kind": e["kind"], "targets": e["targets"],
                   "generator": doc["generator"]} for e in doc["expressions"]]

@@ -1,0 +1,169 @@
+"""The llm language backend against a local OpenAI-protocol server on 127.0.0.1 that answers
+well, malformed, slowly, with errors or with wrong ids."""
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+pytest.importorskip("httpx")
+
+from soclake.errors import SoclakeError
+from soclake.jobspec import resolve
+from soclake.language.llm_backend import describe_batch, graph_check, validate
+
+from test_language import random_scene
+
+
+def good_answer(user: dict) -> dict:
+    cats = Counter(o["category"] for o in user["objects"])
+    exprs = [{"text": f"the {o['colour']} {o['category']}" if cats[o["category"]] > 1 else f"the {o['category']}",
+              "scope": "single", "kind": "attribute", "targets": [o["id"]]}
+             for o in user["objects"]
+             if cats[o["category"]] == 1 or sum(p["category"] == o["category"] and p["colour"] == o["colour"]
+                                                for p in user["objects"]) == 1]
+    exprs.append({"text": "the unicorn", "scope": "none", "kind": "attribute", "targets": []})
+    return {"expressions": exprs}
+
+
+class Server:
+    """Modes are consumed per request from a queue; the last one repeats."""
+
+    def __init__(self):
+        self.modes, self.requests = ["good"], 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                outer.requests += 1
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                mode = outer.modes.pop(0) if len(outer.modes) > 1 else outer.modes[0]
+                assert self.path == "/v1/chat/completions" and body["response_format"]["type"] == "json_schema"
+                if mode == "error":
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                if mode == "slow":
+                    time.sleep(1.0)
+                user = json.loads(body["messages"][1]["content"])
+                content = {"good": lambda: json.dumps(good_answer(user)), "slow": lambda: json.dumps(good_answer(user)),
+                           "malformed": lambda: '{"expressions": [ {"text": "the',
+                           "bad_ids": lambda: json.dumps({"expressions": [{"text": "the cat", "scope": "single",
+                                                                           "kind": "attribute", "targets": [999999]}]}),
+                           "wrong": lambda: json.dumps({"expressions": [{"text": f"the {user['objects'][0]['category']}",
+                                                                         "scope": "multi", "kind": "attribute",
+                                                                         "targets": [o["id"] for o in user["objects"]]}]}),
+                           }[mode]()
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+def params(url, **kw):
+    return resolve({"job": {"name": "l", "input": "x"},
+                    "refexp": {"backend": "llm", "base_url": url, "model": "test-model", "retries": 2,
+                               "timeout": 0.5, **kw}})["refexp"]
+
+
+COUNTS = {("single", "attribute"): 2}
+
+
+def scenes(n=4):
+    rng = np.random.default_rng(0)
+    return [random_scene(rng, n=5) for _ in range(n)]
+
+
+def test_good_answers_are_validated_and_checked(server):
+    docs = describe_batch(scenes(), COUNTS, params(server.url))
+    assert server.requests == 4 and all(d["expressions"] and "failed" not in d for d in docs)
+    checks = Counter(e["check"] for d in docs for e in d["expressions"])
+    assert checks["verified"] > 0 and checks["contradicted"] == 0
+
+
+def test_malformed_answers_are_retried_then_failed(server):
+    server.modes = ["malformed"]
+    docs = describe_batch(scenes(1), COUNTS, params(server.url))
+    assert docs[0]["expressions"] == [] and "malformed JSON" in docs[0]["failed"] and docs[0]["attempts"] == 3
+
+
+def test_errors_then_success(server):
+    server.modes = ["error", "malformed", "good"]
+    [doc] = describe_batch(scenes(1), COUNTS, params(server.url))
+    assert doc["expressions"] and server.requests == 3
+
+
+def test_slow_answers_time_out(server):
+    server.modes = ["slow"]
+    [doc] = describe_batch(scenes(1), COUNTS, params(server.url, retries=0, timeout=0.2))
+    assert doc["expressions"] == [] and "Timeout" in doc["failed"]
+
+
+def test_unknown_ids_and_wrong_expressions(server):
+    server.modes = ["bad_ids"]
+    [doc] = describe_batch(scenes(1), COUNTS, params(server.url, retries=0))
+    assert "not in the image" in doc["failed"]
+    server.modes = ["wrong"]
+    g = scenes(1)[0]
+    [doc] = describe_batch([g], COUNTS, params(server.url))
+    cats = Counter(o.category for o in g.objects)
+    expected = "verified" if cats[g.objects[0].category] == len(g.objects) else "contradicted"
+    assert doc["expressions"][0]["check"] == expected
+
+
+def test_answers_are_cached(server, tmp_path):
+    p = params(server.url)
+    first = describe_batch(scenes(), COUNTS, p, str(tmp_path))
+    n = server.requests
+    second = describe_batch(scenes(), COUNTS, p, str(tmp_path))
+    assert server.requests == n and first == second
+
+
+def test_validate_rejects_bad_shapes():
+    g = scenes(1)[0]
+    oid = g.objects[0].ann_id
+    for bad in ('[]', '{"expressions": []}', '{"expressions": [{"text": "x", "scope": "single", "kind": "attribute", '
+                '"targets": [%d, %d]}]}' % (oid, g.objects[1].ann_id),
+                '{"expressions": [{"text": "", "scope": "none", "kind": "attribute", "targets": []}]}'):
+        with pytest.raises(ValueError):
+            validate(bad, g)
+    assert graph_check({"text": "the ball to the left of the cup", "scope": "single", "targets": [oid]}, g) == "unchecked"
+
+
+def test_stage_with_the_llm_backend(server, sample_lake):
+    from soclake import jobs, stage
+
+    from conftest import job_spec
+    jobs.run(sample_lake, job_spec("llm-in", job={"images": 3, "shard_size": 3}), workers=1, progress=False)
+    spec = resolve({"job": {"name": "llm-out", "input": "llm-in"},
+                    "refexp": {"backend": "llm", "base_url": server.url, "model": "m", "timeout": 5.0}})
+    s = stage.run(sample_lake, spec, workers=1, progress=False)
+    assert s.images == 3 and not s.failed and s.flagged == 0
+    rows = sample_lake.query("SELECT count(*) n, any_value(generator) g FROM refexps WHERE fingerprint = $fp",
+                             {"fp": s.fingerprint}).to_pylist()[0]
+    assert rows["n"] > 0 and rows["g"] == "llm"
+    with pytest.raises(SoclakeError, match="base_url and model"):
+        stage.run(sample_lake, resolve({"job": {"name": "x", "input": "llm-in"}, "refexp": {"backend": "llm"}}))
