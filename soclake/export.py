@@ -181,6 +181,63 @@ def export_odvg(lake: Lake, fp: str, job: str, split: str, out: str) -> tuple[li
 
 
 EXPORTERS = {"coco": export_coco, "panoptic": export_panoptic, "odvg": export_odvg}
+MAX_CAPTION = 255
+
+
+def chunk_expressions(expressions: list[dict], limit: int = MAX_CAPTION) -> list[tuple[str, list[tuple[dict, list[int]]]]]:
+    """Pack expressions into captions "a. b. c." of at most `limit` characters; each with the
+    [start, end) span of every expression in its caption."""
+    chunks, caption, spans = [], "", []
+    for e in expressions:
+        text = e["text"]
+        sep = ". " if caption else ""
+        if caption and len(caption) + len(sep) + len(text) + 1 > limit:
+            chunks.append((caption + ".", spans))
+            caption, spans, sep = "", [], ""
+        start = len(caption) + len(sep)
+        caption += sep + text
+        spans.append((e, [start, start + len(text)]))
+    if caption:
+        chunks.append((caption + ".", spans))
+    return chunks
+
+
+def export_odvg_refexp(lake: Lake, job: str, fp: str, out: str) -> tuple[list[str], int]:
+    """ODVG grounding records from a refexp job's shards: expressions chunked into captions,
+    one region per target box with the expression's exact span."""
+    shards = [r[0] for r in lake.con.execute("SELECT shard_uri FROM manifest WHERE fingerprint = ? AND stage = 'refexp' "
+                                             "ORDER BY shard", [fp]).fetchall()]
+    path, n = os.path.join(out, "odvg.jsonl"), 0
+    os.makedirs(out, exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        for shard in shards:
+            with lake.fs.open(lake.path(shard), "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+                sample: dict = {}
+                for m in tar:
+                    key, _, ext = m.name.partition(".")
+                    if sample.get("key") != key:
+                        n += _write_refexp_records(f, sample)
+                        sample = {"key": key}
+                    sample[ext] = tar.extractfile(m).read()
+                n += _write_refexp_records(f, sample)
+    os.replace(path + ".tmp", path)
+    return [path], n
+
+
+def _write_refexp_records(f, sample: dict) -> int:
+    if "json" not in sample or "refexp.json" not in sample:
+        return 0
+    info, doc = json.loads(sample["json"]), json.loads(sample["refexp.json"])
+    boxes = {i["ann_id"]: i["bbox"] for i in info["instances"]}
+    grounded = [e for e in doc.get("expressions", []) if e["targets"]]
+    n = 0
+    for caption, spans in chunk_expressions(grounded):
+        regions = [{"bbox": [boxes[t][0], boxes[t][1], boxes[t][0] + boxes[t][2], boxes[t][1] + boxes[t][3]],
+                    "phrase": e["text"], "tokens_positive": [span]} for e, span in spans for t in e["targets"]]
+        f.write(json.dumps({"filename": info["file_name"], "height": info["height"], "width": info["width"],
+                            "grounding": {"caption": caption, "regions": regions}}, ensure_ascii=False) + "\n")
+        n += len(spans)
+    return n
 
 
 def extract_members(lake: Lake, fp: str, targets: dict[str, str], rename=lambda key, ext: f"{key}.{ext}") -> int:
@@ -215,6 +272,13 @@ def export(lake: Lake, job: str, fmt: str, out: str, split: str = "all", images:
            stratify: bool = False) -> ExportSummary:
     if fmt not in EXPORTERS:
         raise SoclakeError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    from soclake.stage import resolve_input
+    stage_fp, stage = resolve_input(lake, job)
+    if stage == "refexp":
+        if fmt != "odvg":
+            raise SoclakeError(f"job {job!r} is a refexp job: export it as odvg, or export its input job as {fmt}")
+        files, n_expr = export_odvg_refexp(lake, job, fingerprint or stage_fp, out)
+        return ExportSummary(job, fingerprint or stage_fp, fmt, "all", 0, n_expr, files)
     fp, missing = resolve_job(lake, job, fingerprint)
     if missing:
         print(f"warning: job {job} [{fp}]: shards {missing} are not committed; exporting the committed ones",

@@ -148,3 +148,29 @@ def test_refexp_stage_adds_verified_expressions(sample_lake):
     assert n_doc == n_rows > 0
     g = next(iter(Stream(sample_lake.root, "lang-out", task="grounding", shuffle=False)))
     assert g["expressions"] and all(len(e["boxes"]) >= 0 for e in g["expressions"])
+
+
+def test_odvg_export_of_expressions_has_exact_spans(sample_lake, tmp_path):
+    import json as _json
+
+    from soclake import jobs, stage
+    from soclake.export import chunk_expressions, export
+    from soclake.jobspec import resolve
+
+    from conftest import job_spec
+    jobs.run(sample_lake, job_spec("odvg-in", job={"images": 3, "shard_size": 3}), workers=1, progress=False)
+    stage.run(sample_lake, resolve({"job": {"name": "odvg-rx", "input": "odvg-in"}, "refexp": {}}), workers=1,
+              progress=False)
+    s = export(sample_lake, "odvg-rx", "odvg", str(tmp_path))
+    lines = [_json.loads(x) for x in (tmp_path / "odvg.jsonl").read_text().splitlines()]
+    assert lines and s.annotations > 0
+    for rec in lines:
+        g = rec["grounding"]
+        assert len(g["caption"]) <= 256
+        for r in g["regions"]:
+            (a, b), = r["tokens_positive"]
+            assert g["caption"][a:b] == r["phrase"]
+            x0, y0, x1, y1 = r["bbox"]
+            assert 0 <= x0 < x1 <= rec["width"] and 0 <= y0 < y1 <= rec["height"]
+    chunks = chunk_expressions([{"text": "x" * 100}] * 5, limit=255)
+    assert [len(c) for c, _ in chunks] == [203, 203, 101]
