@@ -33,6 +33,8 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/soclake show demo --lake $(DEMO_LAKE) --out $(DEMO_LAKE)/demo-sample.png
 	$(BIN)/soclake audit --lake $(DEMO_LAKE) --job demo --vocab coco --out $(DEMO_LAKE)/audit.html
 	$(BIN)/soclake run jobs/relight.toml --lake $(DEMO_LAKE)
+	$(BIN)/soclake run jobs/refexp.toml --lake $(DEMO_LAKE)
+	$(BIN)/soclake jobs --lake $(DEMO_LAKE)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

@@ -43,7 +43,7 @@ class ExportSummary:
 def resolve_job(lake: Lake, job: str, fingerprint: str | None = None) -> tuple[str, list[int]]:
     """The fingerprint to export (given, or the job's newest with committed shards) and its
     uncommitted shards."""
-    rows = lake.query("SELECT fingerprint, shards, shards_committed FROM job_status WHERE job = $job "
+    rows = lake.query("SELECT fingerprint, shards, shards_committed FROM job_status WHERE job = $job AND stage = 'compose' "
                       "AND ($fp IS NULL OR fingerprint = $fp) AND shards_committed > 0", {"job": job, "fp": fingerprint})
     rows = rows.to_pylist()
     if not rows:

@@ -206,5 +206,5 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
 
 
 def list_jobs(lake: Lake):
-    return lake.query("SELECT job, fingerprint, images, shards, shards_committed, state, bytes, "
+    return lake.query("SELECT job, stage, fingerprint, images, shards, shards_committed, state, bytes, "
                       "'jobs/' || job || '/' || fingerprint || '/shards' AS path FROM job_status")

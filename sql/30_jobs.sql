@@ -14,10 +14,15 @@ CREATE OR REPLACE VIEW job_status AS
                      FROM plan GROUP BY ALL),
          done AS (SELECT fingerprint, count(*) AS shards_committed, sum(samples) AS images_committed,
                          sum(bytes) AS bytes FROM manifest WHERE stage = 'compose' GROUP BY ALL)
-    SELECT p.job, p.fingerprint, p.images, p.shards, coalesce(d.shards_committed, 0) AS shards_committed,
+    SELECT p.job, 'compose' AS stage, p.fingerprint, p.images, p.shards, coalesce(d.shards_committed, 0) AS shards_committed,
            coalesce(d.images_committed, 0) AS images_committed, coalesce(d.bytes, 0) AS bytes,
            p.planned_objects,
            CASE WHEN coalesce(d.shards_committed, 0) = p.shards THEN 'complete'
                 WHEN coalesce(d.shards_committed, 0) = 0 THEN 'planned' ELSE 'partial' END AS state
     FROM planned p LEFT JOIN done d USING (fingerprint)
-    ORDER BY p.job, p.fingerprint;
+    UNION ALL
+    -- shard-in/shard-out stages (relight, refexp): what their manifests committed
+    SELECT job, stage, fingerprint, sum(samples)::BIGINT, count(*), count(*), sum(samples)::BIGINT, sum(bytes)::BIGINT,
+           NULL, 'committed'
+    FROM manifest WHERE stage != 'compose' GROUP BY ALL
+    ORDER BY 1, 3;
