@@ -23,7 +23,7 @@ def random_scene(rng, n=None, W=640, H=480) -> SceneGraph:
     order = sorted(range(n), key=lambda k: (-raw[k][4], raw[k][0]))
     rank = {k: r for r, k in enumerate(order)}
     objs = [Obj(a, c, col, None, box, area, third(box[0] + box[2] / 2, W, ("left", "middle", "right")),
-                third(box[1] + box[3] / 2, H, ("top", "middle", "bottom")), rank[k])
+                third(box[1] + box[3] / 2, H, ("top", "middle", "bottom")), rank[k], layer=k)
             for k, (a, c, col, box, area) in enumerate(raw)]
     return SceneGraph(W, H, objs)
 
@@ -47,6 +47,13 @@ def test_every_expression_refers_to_what_its_bucket_claims():
                 for t in e.targets:
                     x, y, w, h = by_id[t].bbox
                     assert x + w <= anchor.bbox[0] + anchor.bbox[2] / 2
+            if e.selector.relation in ("on_top_of", "near"):
+                from soclake.language.scene import near, on_top_of
+                anchor = by_id[next(iter(execute(e.selector.anchor, g)))]
+                diag = (g.width ** 2 + g.height ** 2) ** 0.5
+                for t in e.targets:
+                    assert (on_top_of(by_id[t], anchor) if e.selector.relation == "on_top_of"
+                            else near(by_id[t], anchor, diag))
             if e.selector.colour and e.scope != "none":
                 assert all(by_id[t].colour == e.selector.colour for t in e.targets)
     assert all(seen[k] > 0 for k in DEFAULT_COUNTS), seen  # every bucket is reachable

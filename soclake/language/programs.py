@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from soclake.language.scene import Obj, SceneGraph
 
-RELATION_WORDS = {"left_of": "to the left of", "right_of": "to the right of", "above": "above", "below": "below"}
+RELATION_WORDS = {"left_of": "to the left of", "right_of": "to the right of", "above": "above", "below": "below",
+                  "on_top_of": "on top of", "near": "near"}
 POSITION_WORDS = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
 
 
@@ -19,7 +20,7 @@ class Selector:
     colour: str | None = None
     position: str | None = None       # left / right (horizontal third) or top / bottom (vertical third)
     extreme: str | None = None        # largest / smallest among the matches
-    relation: str | None = None       # left_of / right_of / above / below
+    relation: str | None = None       # left_of / right_of / above / below / on_top_of / near
     anchor: "Selector | None" = None  # the relation's other side (must select exactly one object)
 
     def matches(self, o: Obj) -> bool:

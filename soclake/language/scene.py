@@ -19,6 +19,7 @@ class Obj:
     horizontal: str             # left / middle / right third of the image
     vertical: str               # top / middle / bottom third
     size_rank: int              # 0 = largest visible area in the image
+    layer: int = 0              # paste order, higher = on top
 
     @cached_property
     def centre(self) -> tuple[float, float]:
@@ -51,7 +52,14 @@ class SceneGraph:
         cx, cy = x0 + b[:, 2] / 2, y0 + b[:, 3] / 2
         left = (x1[:, None] <= cx[None, :]) & (cx[:, None] < x0[None, :])
         up = (y1[:, None] <= cy[None, :]) & (cy[:, None] < y0[None, :])
-        return {"left_of": left, "right_of": left.T, "above": up, "below": up.T}
+        gap_x = np.maximum(x0[:, None] - x1[None, :], x0[None, :] - x1[:, None])
+        gap_y = np.maximum(y0[:, None] - y1[None, :], y0[None, :] - y1[:, None])
+        overlap = (gap_x < 0) & (gap_y < 0)
+        layer = np.array([o.layer for o in self.objects])
+        near = ~overlap & (np.maximum(gap_x, gap_y) < NEAR * np.hypot(self.width, self.height))
+        np.fill_diagonal(near, False)
+        return {"left_of": left, "right_of": left.T, "above": up, "below": up.T,
+                "on_top_of": overlap & (layer[:, None] > layer[None, :]), "near": near}
 
     @cached_property
     def memo(self) -> dict:
@@ -75,7 +83,7 @@ def from_sample(info: dict) -> SceneGraph:
         attrs = inst.get("attributes") or {}
         objs.append(Obj(inst["ann_id"], inst["category"], attrs.get("dominant_color"), attrs.get("short_phrase"),
                         (x, y, w, h), inst["area"], third(x + w / 2, W, ("left", "middle", "right")),
-                        third(y + h / 2, H, ("top", "middle", "bottom")), rank[i]))
+                        third(y + h / 2, H, ("top", "middle", "bottom")), rank[i], inst.get("layer", i)))
     return SceneGraph(W, H, objs)
 
 
@@ -97,4 +105,25 @@ def below(a: Obj, b: Obj) -> bool:
     return above(b, a)
 
 
-RELATIONS = {"left_of": left_of, "right_of": right_of, "above": above, "below": below}
+NEAR = 0.05  # boxes closer than 5% of the image diagonal (and not overlapping) are near
+
+
+def boxes_gap(a: Obj, b: Obj) -> tuple[float, float]:
+    ax0, ay0, aw, ah = a.bbox
+    bx0, by0, bw, bh = b.bbox
+    return max(ax0 - (bx0 + bw), bx0 - (ax0 + aw)), max(ay0 - (by0 + bh), by0 - (ay0 + ah))
+
+
+def on_top_of(a: Obj, b: Obj) -> bool:
+    """a's box overlaps b's and a was pasted above b."""
+    gx, gy = boxes_gap(a, b)
+    return gx < 0 and gy < 0 and a.layer > b.layer
+
+
+def near(a: Obj, b: Obj, diagonal: float) -> bool:
+    gx, gy = boxes_gap(a, b)
+    return not (gx < 0 and gy < 0) and max(gx, gy) < NEAR * diagonal
+
+
+RELATIONS = {"left_of": left_of, "right_of": right_of, "above": above, "below": below, "on_top_of": on_top_of,
+             "near": near}
