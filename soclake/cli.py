@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     _lake_arg(p)
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--executor", default="local", help="executor (local)")
+    p.add_argument("--split", help="render only split I of N (shards with index %% N == I), e.g. 0/4; 'slurm' "
+                   "reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
 
     p = sub.add_parser("jobs", help="list jobs: fingerprints, shards committed, state and path")
@@ -199,7 +201,8 @@ def cmd_run(args) -> int:
         from soclake import stage
         summary = stage.run(lake, spec, workers=args.workers, progress=args.progress)
     else:
-        summary = jobs.run(lake, spec, workers=args.workers, executor=args.executor, progress=args.progress)
+        summary = jobs.run(lake, spec, workers=args.workers, executor=args.executor, progress=args.progress,
+                           split=args.split)
     print(summary.describe().replace("shards: ", f"shards: {lake.uri}/"))
     return 1 if summary.failed else 0
 

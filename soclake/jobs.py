@@ -173,9 +173,30 @@ def render_shard(task: dict) -> dict:
     return stats
 
 
+def parse_split(split: str | None) -> tuple[int, int] | None:
+    """'I/N' (or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when split is 'slurm') -> (I, N)."""
+    if not split:
+        return None
+    if split == "slurm":
+        try:
+            i, n = int(os.environ["SLURM_ARRAY_TASK_ID"]), int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+        except (KeyError, ValueError):
+            raise SoclakeError("--split slurm needs SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT") from None
+        i -= int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+    else:
+        try:
+            i, n = (int(v) for v in split.split("/"))
+        except ValueError:
+            raise SoclakeError(f"--split {split!r} must be I/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise SoclakeError(f"--split {split}: I must be in [0, N)")
+    return i, n
+
+
 def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "local",
-        progress: bool | None = None) -> RunSummary:
-    """Plan if needed, then render and commit every shard not committed yet."""
+        progress: bool | None = None, split: str | None = None) -> RunSummary:
+    """Plan if needed, then render and commit every shard not committed yet (of one split:
+    shards s with s % N == I, so N machines never render the same shard)."""
     t0 = time.perf_counter()
     job = prepare(lake, spec)
     workers = workers or os.cpu_count() or 1
@@ -184,7 +205,9 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
     with lake.writer_lock():
         plan(lake, job, workers)
     lake.refresh()
-    todo = sorted(set(range(job.shards)) - committed_shards(lake, job.fingerprint))
+    part = parse_split(split)
+    todo = sorted(s for s in set(range(job.shards)) - committed_shards(lake, job.fingerprint)
+                  if part is None or s % part[1] == part[0])
     summary = RunSummary(job.name, job.fingerprint, job.folder, job.shards, len(todo))
     tasks = (shard_task(lake, job, s) for s in todo)
     bar = tqdm(total=len(todo), desc=f"render {job.name}", unit="shard", file=sys.stderr,
