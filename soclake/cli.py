@@ -182,7 +182,7 @@ def cmd_plan(args) -> int:
     from soclake.lake import Lake
     lake = Lake(_need_lake(args))
     job = jobs.prepare(lake, jobspec.load(args.spec))
-    with lake.writer_lock():
+    with lake.writer_lock(wait=True):
         info = jobs.plan(lake, job, args.workers or os.cpu_count() or 1)
     p = info["plan"]
     print(f"job {job.name} [{job.fingerprint}]: {p['images']} images in {info['shards']} shards, "

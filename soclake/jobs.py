@@ -202,7 +202,7 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
     workers = workers or os.cpu_count() or 1
     if not storage.is_local(lake.fs) and lake.fs.protocol in ("memory", ("memory",)):
         workers = 1  # an in-memory filesystem is not shared with worker processes
-    with lake.writer_lock():
+    with lake.writer_lock(wait=True):
         plan(lake, job, workers)
     lake.refresh()
     part = parse_split(split)

@@ -71,14 +71,16 @@ class Lake:
         return path
 
     @contextlib.contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """Serialise writers of one local lake (ids must be assigned by one process at a time)."""
+    def writer_lock(self, wait: bool = False) -> Iterator[None]:
+        """Serialise writers of one local lake (ids must be assigned by one process at a time).
+        Without `wait`, a held lock is an error (ingest); with it, this process waits (planning
+        from several array-job tasks at once: the first plans, the others find the plan)."""
         if not storage.is_local(self.fs):
             yield
             return
         with open(self.path(".lock"), "a+") as f:
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise SoclakeError(f"another soclake process is writing to {self.uri}; "
                                    "wait for it to finish") from None

@@ -263,3 +263,21 @@ def test_splits_together_equal_the_job(sample_lake, monkeypatch):
     assert jobs.parse_split("slurm") == (1, 3)
     with pytest.raises(SoclakeError, match="I/N"):
         jobs.parse_split("half")
+
+
+def test_concurrent_split_runners_share_one_plan(sample_lake, tmp_path):
+    """Three processes start the three splits at once: one plans, all render, nothing twice."""
+    import subprocess
+    import sys
+    spec_path = tmp_path / "job.toml"
+    spec_path.write_text('[job]\nname = "parallel-splits"\nimages = 6\nshard_size = 1\n[layout]\nwidth = 64\nheight = 64\n')
+    procs = [subprocess.Popen([sys.executable, "-m", "soclake.cli", "run", str(spec_path), "--lake", sample_lake.root,
+                               "--workers", "1", "--split", f"{i}/3", "--no-progress"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1].decode()[-500:] for o in outs]
+    sample_lake.refresh()
+    rows = sample_lake.query("SELECT shard, count(*) n FROM manifest WHERE job = 'parallel-splits' GROUP BY 1 ORDER BY 1")
+    assert rows.to_pylist() == [{"shard": s, "n": 1} for s in range(6)]
+    plans = sample_lake.query("SELECT count(DISTINCT fingerprint) f, count(*) n FROM plan WHERE job = 'parallel-splits'")
+    assert plans.to_pylist() == [{"f": 1, "n": 6}]
