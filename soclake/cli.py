@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", default="filter_4", help="quality filter the thin threshold applies to")
     p.add_argument("--out", help="write an HTML report here (and its JSON beside it)")
 
+    p = sub.add_parser("verify", help="check committed shards against the manifest (exit 1 on problems)")
+    _lake_arg(p)
+    p.add_argument("--job", help="only this job")
+    p.add_argument("--deep", action="store_true", help="also decode every member and check annotations against pixels")
+    p.add_argument("--repair", action="store_true", help="re-render bad compose shards from their plan "
+                   "(bad stage shards are uncommitted, to be redone by rerunning their job)")
+
     p = sub.add_parser("serve", help="serve a lake's files over HTTP with byte ranges (127.0.0.1 by default)")
     _lake_arg(p)
     p.add_argument("--port", type=int, default=8765)
@@ -278,7 +285,23 @@ def cmd_audit(args) -> int:
     return 0
 
 
-COMMANDS = {"audit": cmd_audit, "serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
+def cmd_verify(args) -> int:
+    from soclake.lake import Lake
+    from soclake.verify import repair, verify
+    lake = Lake(_need_lake(args))
+    checked, problems = verify(lake, args.job, args.deep)
+    for p in problems:
+        print(f"{p.shard_uri}: {p.problem}")
+    print(f"verified {checked} shard(s): {len(problems)} problem(s)")
+    if problems and args.repair:
+        for line in repair(lake, problems):
+            print(line)
+        checked, problems = verify(lake, args.job, args.deep)
+        print(f"after repair: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+COMMANDS = {"verify": cmd_verify, "audit": cmd_audit, "serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,108 @@
+"""`soclake verify`: check committed shards against their manifest rows (existence, size,
+sha256, sample count), optionally decode every member and check annotations against the
+pixels (--deep), and re-render bad compose shards from their plan (--repair).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from soclake.lake import Lake
+
+
+@dataclass
+class Problem:
+    job: str
+    stage: str
+    fingerprint: str
+    shard: int
+    shard_uri: str
+    problem: str
+
+
+def _deep_check(data: bytes) -> str | None:
+    """Every member decodes; every instance's RLE equals its panoptic region."""
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+    samples: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for m in tar:
+            key, _, ext = m.name.partition(".")
+            samples.setdefault(key, {})[ext] = tar.extractfile(m).read()
+    for key, members in samples.items():
+        try:
+            for ext, blob in members.items():
+                if ext.endswith("json"):
+                    json.loads(blob)
+                else:
+                    Image.open(io.BytesIO(blob)).load()
+        except Exception as e:
+            return f"sample {key}: member does not decode ({type(e).__name__})"
+        if "pan.png" in members and "json" in members:
+            rgb = np.asarray(Image.open(io.BytesIO(members["pan.png"])).convert("RGB")).astype(np.int64)
+            pan = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+            for inst in json.loads(members["json"])["instances"]:
+                m = mask_utils.decode({"size": inst["segmentation"]["size"], "counts": inst["segmentation"]["counts"]})
+                if not np.array_equal(m.astype(bool), pan == inst["panoptic_id"]) or int(m.sum()) != inst["area"]:
+                    return f"sample {key}: instance {inst['ann_id']} disagrees with the panoptic map"
+    return None
+
+
+def verify(lake: Lake, job: str | None = None, deep: bool = False) -> tuple[int, list[Problem]]:
+    """(shards checked, problems found)."""
+    rows = lake.query("SELECT job, stage, fingerprint, shard, shard_uri, samples, bytes, sha256 FROM manifest "
+                      "WHERE $job IS NULL OR job = $job ORDER BY job, stage, shard", {"job": job}).to_pylist()
+    problems = []
+    for r in rows:
+        path = lake.path(r["shard_uri"])
+        problem = None
+        if not lake.fs.exists(path):
+            problem = "missing shard file"
+        else:
+            data = lake.fs.cat_file(path)
+            if len(data) != r["bytes"]:
+                problem = f"size {len(data)} != manifest {r['bytes']}"
+            elif hashlib.sha256(data).hexdigest() != r["sha256"]:
+                problem = "sha256 mismatch"
+            else:
+                try:
+                    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                        keys = {m.name.partition(".")[0] for m in tar}
+                    if len(keys) != r["samples"]:
+                        problem = f"{len(keys)} samples != manifest {r['samples']}"
+                except tarfile.TarError as e:
+                    problem = f"unreadable tar ({e})"
+                if problem is None and deep:
+                    problem = _deep_check(data)
+        if problem:
+            problems.append(Problem(r["job"], r["stage"], r["fingerprint"], r["shard"], r["shard_uri"], problem))
+    return len(rows), problems
+
+
+def repair(lake: Lake, problems: list[Problem]) -> list[str]:
+    """Re-render bad compose shards from the stored plan; stage shards are uncommitted so the
+    next `soclake run` of their job redoes them. Returns what was done, per shard."""
+    from soclake import jobs, jobspec
+    done = []
+    for p in problems:
+        part = f"{p.job}-{p.fingerprint}-{p.shard:06d}"
+        for table in ("manifest", "images", "annotations", "refexps"):
+            for path in lake.table_parts(table):
+                if os.path.basename(path) == f"part-{part}.parquet":
+                    lake.fs.rm(path)
+        lake.refresh()
+        if p.stage != "compose":
+            done.append(f"{p.shard_uri}: uncommitted; rerun the {p.stage} job {p.job!r} to redo it")
+            continue
+        info = json.loads(lake.fs.cat_file(lake.path("jobs", p.job, p.fingerprint, "job.json")))
+        job = jobs.Job(p.job, p.fingerprint, jobspec.resolve(info["spec"]), info["code_version"])
+        result = jobs.render_shard_safely(jobs.shard_task(lake, job, p.shard))
+        done.append(f"{p.shard_uri}: " + (f"FAILED {result['error']}" if "error" in result else "re-rendered"))
+        lake.refresh()
+    return done
