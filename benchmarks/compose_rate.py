@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import io
-import json
 import os
 import resource
 import shutil

@@ -13,7 +13,6 @@ import os
 
 import pyarrow as pa
 
-from soclake.errors import SoclakeError
 from soclake.lake import Lake
 from soclake.vocab import coco_categories, lvis_names, read_synonyms, read_vocabulary
 

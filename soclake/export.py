@@ -6,7 +6,6 @@ the shards, so memory stays bounded however many images a job has.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil

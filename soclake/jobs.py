@@ -10,7 +10,6 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 
 from tqdm import tqdm
 
@@ -19,7 +18,7 @@ from soclake.errors import SoclakeError
 from soclake.jobspec import JobSpec
 from soclake.lake import Lake
 from soclake.schemas import to_table
-from soclake.shards import commit_shard, committed_shards, part_name, tar_bytes
+from soclake.shards import commit_shard, committed_shards, tar_bytes
 
 
 @dataclass

@@ -154,7 +154,6 @@ def decode_sample(sample: dict, task: str, resize: tuple[int, int] | None = None
     for segmentation, expressions (text + target boxes) for grounding."""
     if task == "raw":
         return sample
-    import cv2
     from PIL import Image
     info = json.loads(sample["json"])
     comp = next(k for k in sample if k.endswith(("jpg", "png", "webp")) and not k.startswith(("pan.", "fg.")))

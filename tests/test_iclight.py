@@ -1,6 +1,4 @@
 """The iclight backend's mechanics on a tiny random-weight SD 1.5 (no download, CPU)."""
-import os
-
 import numpy as np
 import pytest
 

@@ -1,7 +1,6 @@
 """Lakes at fsspec URIs: the same ingest, SQL and compose on file:// and memory://."""
 import uuid
 
-import numpy as np
 import pytest
 
 from soclake import Lake, imaging, jobs

@@ -2,7 +2,6 @@
 from collections import Counter
 
 import numpy as np
-import pytest
 
 from soclake.language.graph_backend import DEFAULT_COUNTS, describe, questions, referring_expressions
 from soclake.language.programs import execute, scope_of
@@ -128,7 +127,6 @@ def test_refexp_stage_adds_verified_expressions(sample_lake):
 
     from soclake import jobs, stage
     from soclake.jobspec import resolve
-    from soclake.language.programs import Selector  # noqa: F401  (expressions are re-checked below)
     from soclake.stream import Stream
 
     from conftest import job_spec

@@ -1,6 +1,5 @@
 """Relight: the Lab blend's guarantees, the classic backend, and the stage end to end."""
 import glob
-import io
 import json
 import os
 import tarfile

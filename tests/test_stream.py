@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 
 from soclake import jobs
 from soclake.errors import SoclakeError

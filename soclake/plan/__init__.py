@@ -97,7 +97,7 @@ def plan_chunk(task: dict) -> tuple[list[dict], int]:
 
 def _plan_image(rng, image_id: int, slots: range, segs: dict, distractors: dict | None,
                 backgrounds: dict | None, spec: JobSpec, ctx: dict) -> dict:
-    samp, lay, render = spec["sampling"], spec["layout"], spec["render"]
+    samp, lay = spec["sampling"], spec["layout"]
     items = [dict(segment_id=segs["segment_id"][s], fallback_id=segs["fallback_id"][s],
                   category_id=segs["category_id"][s], role="object",
                   aspect=segs["width"][s] / segs["height"][s], fraction=segs["alpha_fraction"][s]) for s in slots]
