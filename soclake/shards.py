@@ -34,6 +34,21 @@ def tar_bytes(samples: Iterable[tuple[str, dict[str, bytes]]]) -> bytes:
     return buf.getvalue()
 
 
+def read_samples(data: bytes) -> list[tuple[str, dict[str, bytes]]]:
+    """Samples of a shard's bytes: (key, {extension: bytes}) in order. Only plain files at the
+    top level count (a member path with '/' or a hidden name is skipped, never followed)."""
+    samples: list[tuple[str, dict[str, bytes]]] = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for m in tar:
+            if not m.isfile() or "/" in m.name or m.name.startswith("."):
+                continue
+            key, _, ext = m.name.partition(".")
+            if not samples or samples[-1][0] != key:
+                samples.append((key, {}))
+            samples[-1][1][ext] = tar.extractfile(m).read()
+    return samples
+
+
 def part_name(job: str, fingerprint: str, shard: int) -> str:
     return f"{job}-{fingerprint}-{shard:06d}"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tarfile
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -14,17 +13,10 @@ from soclake.errors import SoclakeError
 
 def read_sample(shard: str | io.BytesIO, key: str | None) -> tuple[str, dict[str, bytes]]:
     """Members of the sample `key` (default: the first) of a shard, by extension."""
-    samples: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(fileobj=shard if isinstance(shard, io.BytesIO) else None,
-                      name=None if isinstance(shard, io.BytesIO) else shard) as tar:
-        for m in tar:
-            if not m.isfile():
-                continue
-            k, _, ext = os.path.basename(m.name).partition(".")
-            if key is None:
-                key = k
-            if k == key:
-                samples.setdefault(k, {})[ext] = tar.extractfile(m).read()
+    from soclake.shards import read_samples
+    data = shard.getvalue() if isinstance(shard, io.BytesIO) else open(shard, "rb").read()
+    samples = dict(read_samples(data))
+    key = key if key is not None else next(iter(samples), None)
     if key not in samples:
         raise SoclakeError(f"no sample with key {key!r} in the shard")
     return key, samples[key]

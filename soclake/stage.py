@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import io
 import json
 import os
 import sys
-import tarfile
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +22,7 @@ from soclake.errors import SoclakeError
 from soclake.jobspec import JobSpec
 from soclake.lake import Lake
 from soclake.schemas import to_table
-from soclake.shards import commit_shard, committed_shards, tar_bytes
+from soclake.shards import commit_shard, committed_shards, read_samples, tar_bytes
 
 STAGES = {"relight": "soclake.relight", "refexp": "soclake.language.stage"}
 
@@ -66,17 +64,6 @@ def resolve_input(lake: Lake, job: str) -> tuple[str, str]:
     newest = max(rows, key=lambda r: lake.fs.modified(lake.path("jobs", job, r["fingerprint"], "job.json"))
                  if lake.fs.exists(lake.path("jobs", job, r["fingerprint"], "job.json")) else 0)
     return newest["fingerprint"], newest["stage"]
-
-
-def read_samples(data: bytes) -> list[tuple[str, dict[str, bytes]]]:
-    samples: list[tuple[str, dict[str, bytes]]] = []
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        for m in tar:
-            key, _, ext = m.name.partition(".")
-            if not samples or samples[-1][0] != key:
-                samples.append((key, {}))
-            samples[-1][1][ext] = tar.extractfile(m).read()
-    return samples
 
 
 def stage_shard(task: dict) -> dict:

@@ -124,16 +124,9 @@ def read_shard(data: bytes, sha256: str | None) -> list[dict]:
     """Samples of a shard (members grouped by key, in order); raises ValueError when corrupt."""
     if sha256 and hashlib.sha256(data).hexdigest() != sha256:
         raise ValueError("sha256 mismatch")
-    samples: list[dict] = []
+    from soclake.shards import read_samples
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            for m in tar:
-                if not m.isfile() or "/" in m.name or m.name.startswith("."):
-                    continue
-                key, _, ext = m.name.partition(".")
-                if not samples or samples[-1]["__key__"] != key:
-                    samples.append({"__key__": key})
-                samples[-1][ext] = tar.extractfile(m).read()
+        samples = [{"__key__": key, **members} for key, members in read_samples(data)]
     except (tarfile.TarError, EOFError, OSError) as e:
         raise ValueError(f"unreadable tar ({e})") from None
     for s in samples:

@@ -17,12 +17,8 @@ from conftest import job_spec
 
 
 def samples_of(tar_path):
-    out = {}
-    with tarfile.open(tar_path) as tar:
-        for m in tar:
-            key, _, ext = m.name.partition(".")
-            out.setdefault(key, {})[ext] = tar.extractfile(m).read()
-    return out
+    from soclake.shards import read_samples
+    return dict(read_samples(open(tar_path, "rb").read()))
 
 
 def panoptic(png: bytes) -> np.ndarray:

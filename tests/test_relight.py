@@ -2,7 +2,6 @@
 import glob
 import json
 import os
-import tarfile
 
 import numpy as np
 import pytest
@@ -73,12 +72,8 @@ def relit_job(sample_lake):
 
 
 def shard_samples(path):
-    out = {}
-    with tarfile.open(path) as tar:
-        for m in tar:
-            key, _, ext = m.name.partition(".")
-            out.setdefault(key, {})[ext] = tar.extractfile(m).read()
-    return out
+    from soclake.shards import read_samples
+    return dict(read_samples(open(path, "rb").read()))
 
 
 def test_relight_stage_keeps_keys_and_annotations(relit_job):
