@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from tqdm import tqdm
 
@@ -53,10 +53,7 @@ class RunSummary:
     dropped: int = 0
     replaced: int = 0
     seconds: float = 0.0
-    failed: dict = None  # shard -> error, for shards that could not be rendered
-
-    def __post_init__(self):
-        self.failed = self.failed or {}
+    failed: dict = field(default_factory=dict)  # shard -> error, for shards that could not be rendered
 
     def describe(self) -> str:
         rate = self.images / self.seconds if self.seconds else 0.0
