@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -287,12 +288,18 @@ def cmd_audit(args) -> int:
 
 def cmd_verify(args) -> int:
     from soclake.lake import Lake
-    from soclake.verify import repair, verify
+    from soclake.verify import leftovers, repair, sweep_leftovers, verify
     lake = Lake(_need_lake(args))
     checked, problems = verify(lake, args.job, args.deep)
     for p in problems:
         print(f"{p.shard_uri}: {p.problem}")
     print(f"verified {checked} shard(s): {len(problems)} problem(s)")
+    left = leftovers(lake, args.job)
+    for folder, paths in left.items():
+        print(f"{folder}: {len(paths)} leftover file(s) of interrupted runs (never read; the job's next run "
+              "or `soclake verify --repair` removes them)")
+    if left and args.repair:
+        print(f"removed {sweep_leftovers(lake, args.job)} leftover file(s)")
     if problems and args.repair:
         for line in repair(lake, problems):
             print(line)
@@ -304,12 +311,21 @@ def cmd_verify(args) -> int:
 COMMANDS = {"verify": cmd_verify, "audit": cmd_audit, "serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
 
 
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except SoclakeError as e:
         print(f"soclake: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        print(f"soclake: error: {e.filename or 'the lake'}: {e.strerror}. Nothing committed was changed (every "
+              "write is atomic and commits last); free space or make the lake writable, then rerun.", file=sys.stderr)
         return 2
     except Exception as e:
         import duckdb
