@@ -89,6 +89,9 @@ def test_real_full_disk_then_read_only_lake(sample_lake, tmp_path):
         remount(mnt, "ro")  # read-only: reads work, a write is a clear error, nothing changes
         assert soclake("sql", "--lake", lake_root, "SELECT count(*) FROM manifest").returncode == 0
         assert soclake("verify", "--lake", lake_root).returncode == 0
+        out = tmp_path / "export"
+        assert soclake("export", "--job", "full", "--lake", lake_root, "--format", "coco", "--out", str(out)).returncode == 0
+        assert os.path.getsize(out / "annotations.json") > 0
         done = soclake(*run)
         assert done.returncode == 2 and "Read-only file system" in done.stderr and "Traceback" not in done.stderr
         assert committed(lake_root, "full") == before
