@@ -176,3 +176,16 @@ def test_replay_layout_places_objects_in_the_file_boxes(sample_lake):
     # the 320x240 file image is scaled to the 640x480 canvas
     o = plan[1]["objects"][0]
     assert 20 - 1 <= o["x"] and o["x"] + o["w"] <= 220 + 1 and 20 - 1 <= o["y"] and o["y"] + o["h"] <= 180 + 1
+
+
+def test_every_eligible_segment_can_be_drawn(sample_lake):
+    """n_c counts segments, not subcategories: ranks cover every eligible segment."""
+    spec = job_spec("plan-all", job={"images": 120, "shard_size": 60}, sampling={"objects": [5, 9]},
+                    layout={"kind": "grid"})
+    job = jobs.prepare(sample_lake, spec)
+    from soclake.plan import make_plan
+    plan, _ = make_plan(sample_lake, spec, job.fingerprint)
+    sample_lake.refresh()
+    drawn = {o["segment_id"] for r in plan.to_pylist() for o in r["objects"]}
+    eligible = {r[0] for r in sample_lake.con.execute("SELECT segment_id FROM filter_0").fetchall()}
+    assert drawn == eligible and len(eligible) == 48
