@@ -95,7 +95,11 @@ def _inputs_digest(spec: JobSpec) -> str:
 
 
 def prepare(lake: Lake, spec: JobSpec) -> Job:
-    fp = jobspec.fingerprint(spec, pool_snapshot(lake), _inputs_digest(spec))
+    digest = _inputs_digest(spec)
+    if spec["sampling"]["feedback"]:  # the plan reads the feedback: its numbers are an input
+        from soclake.feedback import digest as feedback_digest
+        digest += feedback_digest(lake, spec["sampling"]["feedback"])
+    fp = jobspec.fingerprint(spec, pool_snapshot(lake), digest)
     return Job(spec.name, fp, spec, jobspec.code_version())
 
 
@@ -108,8 +112,9 @@ def plan(lake: Lake, job: Job, workers: int = 1) -> dict:
     marker = lake.path(job.folder, "job.json")
     if lake.fs.exists(marker):
         return json.loads(lake.fs.cat_file(marker))
-    from soclake.plan import make_plan
+    from soclake.plan import make_plan, sampling_weights
     table, summary = make_plan(lake, job.spec, job.fingerprint, workers)
+    lake.append("sampling_weights", sampling_weights(lake, job.spec, job.fingerprint), f"{job.name}-{job.fingerprint}")
     lake.append("plan", table, f"{job.name}-{job.fingerprint}")
     info = {"job": job.name, "fingerprint": job.fingerprint, "code_version": job.code_version,
             "shards": job.shards, "spec": job.spec.values, "plan": asdict(summary)}

@@ -93,8 +93,21 @@ def _check(section: str, key: str, rule: dict, value: Any, where: str) -> Any:
     elif kind == "table[int]":
         if not isinstance(value, dict) or not all(isinstance(v, int) and v >= 0 for v in value.values()):
             raise bad("a table of non-negative integers")
+    elif kind == "table[float]":
+        if not isinstance(value, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                                  for v in value.values()):
+            raise bad("a table of positive numbers")
+        value = {k: float(v) for k, v in value.items()}
+    elif kind == "choice|float":
+        if isinstance(value, str):
+            if value not in rule["choices"]:
+                raise bad(f"one of {rule['choices']} or a number")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad(f"one of {rule['choices']} or a number")
+        value = float(value)
     lo, hi = rule.get("min"), rule.get("max")
-    for v in (value if kind == "range" else [value] if kind in ("int", "float") else []):
+    for v in (value if kind == "range" else [value] if kind in ("int", "float", "choice|float") else []):
         if lo is not None and v < lo or hi is not None and v > hi:
             raise SoclakeError(f"{label} = {value!r} is out of range [{lo}, {hi}]")
     return value
@@ -140,6 +153,23 @@ def _check_combinations(v: dict, where: str) -> None:
         raise SoclakeError(f"{where}: [sampling] decoys need [render] background = \"pool\"")
     if v["layout"]["kind"] == "replay" and not v["layout"]["annotations"]:
         raise SoclakeError(f"{where}: [layout] kind = \"replay\" needs annotations = \"FILE.json\"")
+    _check_sampling(v["sampling"], where)
+
+
+BUCKETS = {"r": "r", "rare": "r", "c": "c", "common": "c", "f": "f", "frequent": "f"}
+
+
+def _check_sampling(s: dict, where: str) -> None:
+    if s["strategy"] == "hardness" and not s["feedback"]:
+        raise SoclakeError(f"{where}: [sampling] strategy = \"hardness\" needs feedback = \"NAME\", a feedback "
+                           "loaded with `soclake feedback FILE --name NAME`")
+    if s["feedback"] and s["strategy"] != "hardness":
+        raise SoclakeError(f"{where}: [sampling] feedback is read only by strategy = \"hardness\"; "
+                           "set the strategy or remove feedback")
+    given = [BUCKETS.get(k) for k in s["bucket_weights"]]
+    if None in given or len(set(given)) < len(given):
+        raise SoclakeError(f"{where}: [sampling] bucket_weights keys must be LVIS frequency buckets r, c, f "
+                           f"(or rare, common, frequent), each once; got {sorted(s['bucket_weights'])}")
 
 
 def _check_relight(v: dict, where: str) -> None:
@@ -172,7 +202,8 @@ def code_version() -> str:
     pkg = Path(__file__).parent
     h = hashlib.sha256()
     for f in sorted([*pkg.glob("plan/*.py"), *pkg.glob("render/*.py"), *pkg.glob("relight/*.py"),
-                     *pkg.glob("language/*.py"), pkg / "imaging.py", pkg / "shards.py", pkg / "stage.py"]):
+                     *pkg.glob("language/*.py"), pkg / "imaging.py", pkg / "shards.py", pkg / "stage.py",
+                     *data_dir("sql").glob("queries/*.sql")]):  # the planner's queries decide plans too
         h.update(f.name.encode() + f.read_bytes())
     return f"{__version__}+{h.hexdigest()[:12]}"
 

@@ -33,6 +33,7 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     large jobs; every image draws from its own seed, so the plan is the same for any count."""
     job, samp, lay, render = spec["job"], spec["sampling"], spec["layout"], spec["render"]
     counts = pool.open_eligible(lake, spec)
+    ctx = pool.category_context(lake, spec, counts)
     rng = np.random.default_rng(np.random.SeedSequence([job["seed"], 0]))
     n_images = job["images"]
     templates = None
@@ -43,7 +44,7 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
         k = sampling.objects_per_image(rng, n_images, samp)
     names = dict(lake.con.execute("SELECT category_id, name FROM categories").fetchall())
     cat_index = {names[c]: i for i, c in enumerate(counts.category_id)}
-    draws = sampling.draw(rng, counts, k, samp, cat_index)
+    draws = sampling.draw(rng, counts, k, samp, cat_index, ctx)
     n_cat = counts.n[draws.cat]
     segs = pool.resolve(lake, counts.category_id[draws.cat], draws.rank, (draws.rank + 1) % n_cat).to_pydict()
     segs["category_id"] = counts.category_id[draws.cat].tolist()
@@ -67,6 +68,25 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     table = to_table("plan", rows)
     n_objects = sum(sum(o["role"] == "object" for o in r["objects"]) for r in rows)
     return table, PlanSummary(n_images, n_objects, len(set(segs["category_id"])), short)
+
+
+def sampling_weights(lake: Lake, spec: JobSpec, fingerprint: str) -> pa.Table:
+    """The sampling_weights rows of a job: per eligible category, what the strategy knew and
+    the share it aims for, beside the uniform-segment and temperature shares."""
+    samp = spec["sampling"]
+    counts = pool.open_eligible(lake, spec)
+    ctx = pool.category_context(lake, spec, counts)
+    w = sampling.category_weights(counts, samp, ctx)
+    n = counts.n.astype(np.float64)
+    nt = n ** samp["temperature"]
+    used = sampling.ap_used(ctx, samp) if samp["strategy"] == "hardness" else None
+    rows = [{"job": spec.name, "fingerprint": fingerprint, "category_id": int(c), "eligible": int(counts.n[i]),
+             "frequency": str(ctx.frequency[i]), "share": float(w[i] / w.sum()), "weight": float(w[i]),
+             "feedback_ap": None if ctx.ap is None or np.isnan(ctx.ap[i]) else float(ctx.ap[i]),
+             "ap_used": None if used is None else float(used[i]),
+             "uniform_share": float(n[i] / n.sum()), "temperature_share": float(nt[i] / nt.sum())}
+            for i, c in enumerate(counts.category_id)]
+    return to_table("sampling_weights", rows)
 
 
 CHUNK = 2000  # images per planning task
