@@ -121,6 +121,7 @@ def _plan_image(rng, image_id: int, slots: range, segs: dict, distractors: dict 
         background_id = backgrounds["background_id"][b]
         crop = cover_crop(rng, backgrounds["width"][b], backgrounds["height"][b], ctx["width"], ctx["height"])
         pastes = _decoys(rng, items, backgrounds, spec, ctx) + pastes
+    _number(pastes)
     short = int(sum(1 for it, ok in zip(items, placement.placed) if it["role"] == "object" and not ok) > 0)
     return {"image_id": image_id, "key": image_key(image_id), "shard": image_id // spec["job"]["shard_size"],
             "seed": int(rng.integers(0, 2 ** 62)), "width": ctx["width"], "height": ctx["height"],
@@ -135,6 +136,16 @@ def _paste(rng, it: dict, box, spec: JobSpec) -> dict:
             "angle": float(rng.uniform(-lay["rotate"], lay["rotate"])) if lay["rotate"] else 0.0,
             "blend": render["blend"][int(rng.integers(len(render["blend"])))],
             "source_box": None, "source_background_id": None}
+
+
+def _number(pastes: list[dict]) -> None:
+    """Keys that stay with each paste in every variant of the image: its render seed (its
+    position here) and, for labelled objects, its panoptic id (1, 2, ... bottom to top)."""
+    label = 0
+    for i, p in enumerate(pastes):
+        label += p["role"] == "object"
+        p["panoptic_id"] = label if p["role"] == "object" else 0
+        p["seed"] = i
 
 
 def cover_crop(rng, bw: int, bh: int, W: int, H: int) -> list[int]:
