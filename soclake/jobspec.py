@@ -140,6 +140,8 @@ def _check_combinations(v: dict, where: str) -> None:
         raise SoclakeError(f"{where}: [sampling] decoys need [render] background = \"pool\"")
     if v["layout"]["kind"] == "replay" and not v["layout"]["annotations"]:
         raise SoclakeError(f"{where}: [layout] kind = \"replay\" needs annotations = \"FILE.json\"")
+    from soclake.plan import variations
+    variations.check(v, where)
 
 
 def _check_relight(v: dict, where: str) -> None:

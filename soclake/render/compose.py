@@ -240,6 +240,10 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, seg
             "background_id": plan["background_id"], "instances": instances,
             "dropped": int(len(objects) - len(instances)), "failed_reads": failures, **provenance,
             "seed": plan["seed"]}
+    if plan.get("base_id") is not None:
+        info["variation"] = {"base_id": plan["base_id"], "base_key": f"{plan['base_id']:09d}", "factor": plan["factor"],
+                             "value": plan["factor_value"], "target_id": plan["target_id"],
+                             "added_ids": list(plan["added_ids"] or [])}
     members["json"] = json.dumps(info, sort_keys=True, separators=(",", ":")).encode()
     members = {k: members[k] for k in sorted(members, key=_member_order)}
     return Rendered(members, info, instances, dropped=info["dropped"],
