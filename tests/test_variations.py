@@ -1,5 +1,5 @@
 """One-factor variation sets: each variant differs from its base in exactly the stated factor,
-in the plan, in the pixels, in the annotations and in SQL."""
+in the plan, in the pixels, in the annotations, in SQL and in the variation QA."""
 import contextlib
 import io
 import json
@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from soclake import jobs
+from soclake import jobs, stage
 from soclake.errors import SoclakeError
 from soclake.jobspec import resolve
+from soclake.language.programs import plural
 from soclake.shards import read_samples
 
 from conftest import job_spec
@@ -77,6 +78,16 @@ def changed_region(base, var, margin=0):
     for o in boxes:
         region[max(o["y"] - margin, 0):o["y"] + o["h"] + margin, max(o["x"] - margin, 0):o["x"] + o["w"] + margin] = True
     return region
+
+
+def where(bbox, W, H):
+    """The answer a "where is" question must get, from thirds of the box centre."""
+    x, y, w, h = bbox
+    col = ("left", "", "right")[min(2, int(3 * (x + w / 2) / W))]
+    row = ("top", "", "bottom")[min(2, int(3 * (y + h / 2) / H))]
+    if col and row:
+        return f"at the {row} {col}"
+    return f"on the {col}" if col else f"at the {row}" if row else "in the middle"
 
 
 def mask(inst):
@@ -224,6 +235,48 @@ def test_per_object_seeds_keep_motion_blur_when_an_object_is_removed(vary):
         assert diff.any() and not (diff & ~region).any()
         tried += 1
     assert tried
+
+
+# ---------------------------------------------------------------------------- language
+def test_variation_qa_answers_are_true_of_each_image(vary):
+    lake, _, summary, plan, samples = vary
+    s = stage.run(lake, resolve({"job": {"name": "vary-qa", "input": "vary"}, "refexp": {}}), workers=1, progress=False)
+    assert s.images == len(plan) and not s.failed
+    docs = {}
+    for shard in sorted(os.listdir(os.path.join(lake.root, s.folder, "shards"))):
+        with open(os.path.join(lake.root, s.folder, "shards", shard), "rb") as f:
+            for key, members in read_samples(f.read()):
+                docs[key] = json.loads(members["refexp.json"])
+    kinds = set()
+    for row in plan.values():
+        doc, info = docs[row["key"]], json.loads(samples[row["key"]]["json"])
+        assert doc["variation"]["base_id"] == row["base_id"] and doc["variation"]["factor"] == row["factor"]
+        by_ann = {i["ann_id"]: i for i in info["instances"]}
+        for qa in doc["variation_qa"]:
+            kinds.add(qa["type"])
+            targets = [by_ann[a] for a in qa["targets"]]
+            if qa["type"] == "count":
+                same = [i for i in info["instances"] if qa["question"] == f"How many {plural(i['category'])} are there?"]
+                assert qa["answer"] == str(len(same)) and sorted(i["ann_id"] for i in same) == qa["targets"]
+            elif qa["type"] == "existence":
+                assert qa["answer"] == ("yes" if targets else "no")
+            elif qa["type"] == "size":
+                a, b = (by_ann[i] for i in qa["compared"])
+                assert targets == [a if a["area"] > b["area"] else b] and a["area"] != b["area"]
+                assert qa["answer"] in qa["question"]
+            else:
+                assert qa["answer"] == where(targets[0]["bbox"], info["width"], info["height"])
+    assert kinds == {"count", "existence", "size", "position"}
+    # the factor shows in the answers: k more instances, the target gone
+    for row in plan.values():
+        if row["factor"] in ("count", "existence"):
+            q = {(x["type"], x["question"]): x["answer"] for x in docs[row["key"]]["variation_qa"]}
+            qb = {(x["type"], x["question"]): x["answer"] for x in docs[plan[row["base_id"]]["key"]]["variation_qa"]}
+            for (kind, question), answer in q.items():
+                if row["factor"] == "count" and kind == "count":
+                    assert int(answer) == int(qb[(kind, question)]) + int(row["factor_value"])
+                if row["factor"] == "existence" and kind == "existence":
+                    assert (qb[(kind, question)], answer) == ("yes", "no")
 
 
 # ---------------------------------------------------------------------------- outputs
