@@ -248,7 +248,8 @@ FACTOR_FNS: dict[str, FactorFn] = {"size": _size, "position": _position, "existe
 
 def derive(row: dict, base: int, spec, candidates: dict[int, list[tuple]]) -> tuple[list[dict], int]:
     """The base row (with its group columns) and its variant rows; also how many variants
-    could not be made (a base without labelled objects, added instances that do not fit)."""
+    could not be made (a base without labelled objects, added instances that do not fit, a
+    variant that would equal its base: a target already spanning the canvas or already there)."""
     todo = variants(spec)
     if not todo:
         return [row], 0
@@ -263,7 +264,7 @@ def derive(row: dict, base: int, spec, candidates: dict[int, list[tuple]]) -> tu
     for v, (factor, value) in enumerate(todo, 1):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 2, base, v]))
         out = FACTOR_FNS[factor](objects, t, value, Context(row["width"], row["height"], spec["layout"], rng, candidates))
-        if out is None:
+        if out is None or out[0] == objects:  # no room, or no change (a target spanning the canvas cannot grow)
             skipped += 1
             continue
         rows.append({**head, "image_id": image_id(spec, base, v), "objects": out[0], "factor": factor,
