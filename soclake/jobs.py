@@ -18,6 +18,7 @@ from soclake import executors, faults, jobspec, storage
 from soclake.errors import SoclakeError
 from soclake.jobspec import JobSpec
 from soclake.lake import Lake
+from soclake.plan import variations
 from soclake.schemas import to_table
 from soclake.shards import claim, commit_shard, committed_shards, sweep, tar_bytes
 
@@ -42,8 +43,7 @@ class Job:
 
     @property
     def shards(self) -> int:
-        job = self.spec["job"]
-        return -(-job["images"] // job["shard_size"])
+        return variations.shard_count(self.spec)
 
 
 @dataclass
@@ -185,7 +185,8 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
                        "file_name": out.info["file_name"], "width": row["width"], "height": row["height"],
                        "background_id": row["background_id"], "instances": len(out.annotations),
                        "planned": sum(o["role"] == "object" for o in row["objects"]),
-                       "dropped": out.dropped, "replaced": out.replaced})
+                       "dropped": out.dropped, "replaced": out.replaced,
+                       **{k: row.get(k) for k in ("base_id", "factor", "factor_value", "target_id", "added_ids")}})
         for a in out.annotations:
             anns.append({"job": task["job"], "fingerprint": task["fingerprint"], "image_id": row["image_id"],
                          **{k: a[k] for k in ("ann_id", "panoptic_id", "segment_id", "category_id", "bbox", "area",

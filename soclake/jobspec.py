@@ -154,6 +154,8 @@ def _check_combinations(v: dict, where: str) -> None:
     if v["layout"]["kind"] == "replay" and not v["layout"]["annotations"]:
         raise SoclakeError(f"{where}: [layout] kind = \"replay\" needs annotations = \"FILE.json\"")
     _check_sampling(v["sampling"], where)
+    from soclake.plan import variations
+    variations.check(v, where)
 
 
 BUCKETS = {"r": "r", "rare": "r", "c": "c", "common": "c", "f": "f", "frequent": "f"}
