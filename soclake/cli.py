@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from soclake.errors import SoclakeError
 
@@ -306,6 +307,12 @@ COMMANDS = {"verify": cmd_verify, "audit": cmd_audit, "serve": cmd_serve, "expor
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # restores the caller's warning display afterwards
+        warnings.showwarning = lambda message, *_args, **_kw: print(f"soclake: warning: {message}", file=sys.stderr)
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     try:
         return COMMANDS[args.command](args)
     except SoclakeError as e:

@@ -15,3 +15,7 @@ class RejectedItem(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class NoLockWarning(UserWarning):
+    """A lake on an object store cannot lock out concurrent writers; soclake goes on unlocked."""

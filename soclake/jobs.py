@@ -121,7 +121,7 @@ def shard_task(lake: Lake, job: Job, shard: int) -> dict:
                     {o["source_background_id"] for r in rows for o in r["objects"] if o["source_background_id"]})
     bgs = lake.query("SELECT background_id, pack, \"offset\", length FROM backgrounds "
                      "WHERE list_contains($ids, background_id)", {"ids": bg_ids})
-    return {"lake": lake.uri, "job": job.name, "fingerprint": job.fingerprint, "shard": shard,
+    return {"lake": lake.ref, "job": job.name, "fingerprint": job.fingerprint, "shard": shard,
             "shard_uri": job.shard_uri(shard), "code_version": job.code_version,
             "params": job.spec.canonical_json(), "render": job.spec["render"], "plan": rows,
             "segments": {r["segment_id"]: r for r in segs.to_pylist()},
@@ -140,10 +140,10 @@ def render_shard(task: dict) -> dict:
     """Render every image of a shard, write and commit the shard. Pure of the task."""
     from soclake.render.compose import render_image
     t0 = time.perf_counter()
-    lake = Lake(task["lake"])
+    lake = Lake.from_ref(task["lake"])
     provenance = {"job": task["job"], "fingerprint": task["fingerprint"], "code_version": task["code_version"]}
     samples, images, anns = [], [], []
-    stats = {"images": 0, "instances": 0, "dropped": 0, "replaced": 0}
+    stats = {"shard": task["shard"], "images": 0, "instances": 0, "dropped": 0, "replaced": 0}
     for row in task["plan"]:
         out = render_image(row, task["segments"], task["backgrounds"], lake.read_range, task["render"], provenance)
         samples.append((row["key"], out.members))

@@ -1,23 +1,32 @@
 """Filesystem access for a lake root through fsspec: paths, atomic writes, range reads.
 
 A write becomes visible only when complete: local files are written under a hidden temporary
-name and renamed; object stores (s3://, memory://) publish an object only when its PUT ends.
+name and renamed; on object stores (s3://, gs://, memory://) there is no rename: a write is
+spooled locally and sent as one whole-object PUT (a multipart upload completes or is aborted
+as a whole), so a failed write publishes nothing.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import posixpath
+import tempfile
 import uuid
 from typing import IO, Iterator
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from soclake.errors import SoclakeError
 
-def resolve(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """Split a URI or local path into (filesystem, path); local paths become absolute."""
-    fs, path = fsspec.core.url_to_fs(str(uri))
+
+def resolve(uri: str, storage_options: dict | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Split a URI or local path into (filesystem, path); local paths become absolute.
+    `storage_options` go to the filesystem (e.g. s3fs's client_kwargs={"endpoint_url": ...})."""
+    try:
+        fs, path = fsspec.core.url_to_fs(str(uri), **(storage_options or {}))
+    except ImportError as e:
+        raise SoclakeError(f"lake {uri}: {e} (pip install 'soclake[s3]' for s3://, 'soclake[gcs]' for gs://)") from None
     if isinstance(fs, LocalFileSystem):
         path = os.path.abspath(os.path.expanduser(path))
     return fs, path.rstrip("/") or "/"
@@ -27,6 +36,11 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
+def is_in_memory(fs: fsspec.AbstractFileSystem) -> bool:
+    """memory://: seen by this process only."""
+    return fs.protocol in ("memory", ("memory",))
+
+
 def join(*parts: str) -> str:
     return posixpath.join(*parts)
 
@@ -34,11 +48,15 @@ def join(*parts: str) -> str:
 @contextlib.contextmanager
 def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
     """Open `path` for binary writing so that readers see either nothing or the whole file."""
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
     if not is_local(fs):
-        with fs.open(path, "wb") as f:
-            yield f
+        # not fs.open(path, "wb"): leaving its block on an exception would still commit the
+        # part written so far
+        with tempfile.NamedTemporaryFile(prefix="soclake-put-") as tmp:
+            yield tmp
+            tmp.flush()
+            fs.put_file(tmp.name, path)
         return
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
     tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex}")
     try:
         with open(tmp, "wb") as f:
@@ -52,6 +70,9 @@ def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]
 
 
 def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    if not is_local(fs):
+        fs.pipe_file(path, data)  # one whole-object PUT
+        return
     with atomic_open(fs, path) as f:
         f.write(data)
 
