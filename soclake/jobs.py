@@ -190,31 +190,29 @@ def parse_split(split: str | None) -> tuple[int, int] | None:
 
 
 def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "local",
-        progress: bool | None = None, split: str | None = None) -> RunSummary:
+        progress: bool | None = None, split: str | None = None, retries: int | None = None,
+        address: str | None = None) -> RunSummary:
     """Plan if needed, then render and commit every shard not committed yet (of one split:
-    shards s with s % N == I, so N machines never render the same shard)."""
+    shards s with s % N == I, so N machines never render the same shard). A shard that fails
+    is tried again up to `retries` times ([job] retries by default), then reported."""
     t0 = time.perf_counter()
     job = prepare(lake, spec)
-    workers = workers or os.cpu_count() or 1
-    if not storage.is_local(lake.fs) and lake.fs.protocol in ("memory", ("memory",)):
-        workers = 1  # an in-memory filesystem is not shared with worker processes
+    workers = worker_count(lake, executor, workers)
     with lake.writer_lock(wait=True):
-        plan(lake, job, workers)
+        plan(lake, job, workers or os.cpu_count() or 1)
     lake.refresh()
-    part = parse_split(split)
-    todo = sorted(s for s in set(range(job.shards)) - committed_shards(lake, job.fingerprint)
-                  if part is None or s % part[1] == part[0])
+    todo = in_split(set(range(job.shards)) - committed_shards(lake, job.fingerprint), split)
     summary = RunSummary(job.name, job.fingerprint, job.folder, job.shards, len(todo))
     tasks = (shard_task(lake, job, s) for s in todo)
     bar = tqdm(total=len(todo), desc=f"render {job.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)
-    for stats in executors.get(executor).run(render_shard_safely, tasks, workers):
-        if "error" in stats:
-            summary.failed[stats["shard"]] = stats["error"]
-            bar.update(1)
-            continue
-        for k in ("images", "instances", "dropped", "replaced"):
-            setattr(summary, k, getattr(summary, k) + stats[k])
+    retries = spec["job"]["retries"] if retries is None else retries
+    for out in executors.run_tasks(executor, render_shard, tasks, workers, retries, address=address):
+        if out.error:
+            summary.failed[out.task["shard"]] = failure_note(out)
+        else:
+            for k in ("images", "instances", "dropped", "replaced"):
+                setattr(summary, k, getattr(summary, k) + out.value[k])
         bar.update(1)
     bar.close()
     lake.refresh()
@@ -222,6 +220,27 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
     write_index(lake, job.name, job.fingerprint)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def in_split(shards, split: str | None) -> list[int]:
+    """The shards of one split (all of them without a split), sorted."""
+    part = parse_split(split)
+    return sorted(s for s in shards if part is None or s % part[1] == part[0])
+
+
+def failure_note(out) -> str:
+    return out.error + (f" (after {out.attempts} attempts)" if out.attempts > 1 else "")
+
+
+def worker_count(lake: Lake, executor: str, workers: int | None) -> int | None:
+    """Workers run in other processes (or machines): an in-memory lake is not shared with them,
+    so it renders in this process, and only with the local executor."""
+    if not storage.is_in_memory(lake.fs):
+        return workers
+    if executor != "local":
+        raise SoclakeError(f"the {executor} executor cannot reach an in-memory lake ({lake.uri}); "
+                           "use a folder on a shared filesystem or an object store (s3://)")
+    return 1
 
 
 def list_jobs(lake: Lake):
