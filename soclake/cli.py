@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import sys
+import warnings
 
 from soclake.errors import SoclakeError
 
@@ -75,8 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "section runs that stage over the committed shards of its input job.")
     p.add_argument("spec")
     _lake_arg(p)
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--executor", default="local", help="executor (local)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; with ray: "
+                   "the cluster's CPUs, or its GPUs / num_gpus for GPU stages)")
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local: a process pool on this machine; ray: Ray tasks, and actors for GPU stages")
+    p.add_argument("--address", help="ray: the cluster to join (auto, HOST:6379 or ray://HOST:10001); default "
+                   "$RAY_ADDRESS, else a private Ray on this machine bound to 127.0.0.1")
+    p.add_argument("--retries", type=int, default=None, help="attempts after the first for a failing shard "
+                   "(default: [job] retries, 2)")
     p.add_argument("--split", help="render only split I of N (shards with index %% N == I), e.g. 0/4; 'slurm' "
                    "reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
@@ -223,12 +230,13 @@ def cmd_run(args) -> int:
     from soclake.lake import Lake
     lake = Lake(_need_lake(args))
     spec = jobspec.load(args.spec)
+    options = {"workers": args.workers, "executor": args.executor, "progress": args.progress, "split": args.split,
+               "retries": args.retries, "address": args.address}
     if spec.kind != "compose":
         from soclake import stage
-        summary = stage.run(lake, spec, workers=args.workers, progress=args.progress)
+        summary = stage.run(lake, spec, **options)
     else:
-        summary = jobs.run(lake, spec, workers=args.workers, executor=args.executor, progress=args.progress,
-                           split=args.split)
+        summary = jobs.run(lake, spec, **options)
     print(summary.describe().replace("shards: ", f"shards: {lake.uri}/"))
     return 1 if summary.failed else 0
 
@@ -345,6 +353,12 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.E
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # restores the caller's warning display afterwards
+        warnings.showwarning = lambda message, *_args, **_kw: print(f"soclake: warning: {message}", file=sys.stderr)
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     try:
         return COMMANDS[args.command](args)
     except SoclakeError as e:

@@ -1,4 +1,13 @@
 """Exceptions raised to users. Each message names the input at fault and the fix."""
+import errno
+
+# Errors of the storage itself (disk full, quota, read-only): every further write fails too,
+# so a run stops at the first one instead of failing shard after shard.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def is_storage_error(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in STORAGE_ERRNOS
 
 
 class SoclakeError(Exception):
@@ -15,3 +24,7 @@ class RejectedItem(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class NoLockWarning(UserWarning):
+    """A lake on an object store cannot lock out concurrent writers; soclake goes on unlocked."""

@@ -4,7 +4,6 @@ interrupted one renders only its missing shards; a changed spec or pool gets a n
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -21,10 +20,6 @@ from soclake.lake import Lake
 from soclake.plan import variations
 from soclake.schemas import to_table
 from soclake.shards import claim, commit_shard, committed_shards, sweep, tar_bytes
-
-# Errors of the lake's storage itself: every further shard would fail the same way, so a run
-# stops at the first one (committed shards stay intact: every write is atomic).
-FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 @dataclass
@@ -133,7 +128,7 @@ def shard_task(lake: Lake, job: Job, shard: int) -> dict:
                     {o["source_background_id"] for r in rows for o in r["objects"] if o["source_background_id"]})
     bgs = lake.query("SELECT background_id, pack, \"offset\", length FROM backgrounds "
                      "WHERE list_contains($ids, background_id)", {"ids": bg_ids})
-    return {"lake": lake.uri, "job": job.name, "fingerprint": job.fingerprint, "shard": shard,
+    return {"lake": lake.ref, "job": job.name, "fingerprint": job.fingerprint, "shard": shard,
             "shard_uri": job.shard_uri(shard), "code_version": job.code_version,
             "params": job.spec.canonical_json(), "render": job.spec["render"], "plan": rows,
             "segments": {r["segment_id"]: r for r in segs.to_pylist()},
@@ -141,21 +136,16 @@ def shard_task(lake: Lake, job: Job, shard: int) -> dict:
 
 
 def render_shard_safely(task: dict) -> dict:
-    """Worker entry: a shard that fails is reported, never taking the other shards down."""
+    """A shard that fails is reported ({"shard", "error"}), never raised."""
     try:
         return render_shard(task)
     except Exception as e:  # reported per shard; the shard stays uncommitted and is retried next run
-        return shard_error(task["shard"], e)
+        return {"shard": task["shard"], "error": f"{type(e).__name__}: {e}"}
 
 
-def shard_error(shard: int, e: Exception) -> dict:
-    fatal = isinstance(e, OSError) and e.errno in FATAL_ERRNOS
-    return {"shard": shard, "error": f"{type(e).__name__}: {e}", "fatal": fatal}
-
-
-def raise_fatal(lake: Lake, result: dict, committed: int) -> None:
+def raise_fatal(lake: Lake, out: executors.Outcome, committed: int) -> None:
     """Stop a run on a storage error (disk full, read-only lake) with what to do about it."""
-    raise SoclakeError(f"writing shard {result['shard']} to {lake.uri} failed: {result['error']}. "
+    raise SoclakeError(f"writing shard {out.task['shard']} to {lake.uri} failed: {out.error}. "
                        f"Stopped: every further shard would fail the same way. {committed} shard(s) of this job are "
                        "committed and intact, and nothing partial is visible; free space (or make the lake "
                        "writable) and rerun the same command to render the rest.")
@@ -164,7 +154,7 @@ def raise_fatal(lake: Lake, result: dict, committed: int) -> None:
 def render_shard(task: dict) -> dict:
     """Render every image of a shard, write and commit it, unless another runner holds the
     shard or has committed it (then {"shard", "skipped": state}). Pure of the task."""
-    lake = Lake(task["lake"])
+    lake = Lake.from_ref(task["lake"])
     with claim(lake, task["job"], task["fingerprint"], task["shard"], task["shard_uri"]) as state:
         if state != "claimed":
             return {"shard": task["shard"], "skipped": state}
@@ -176,7 +166,7 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
     t0 = time.perf_counter()
     provenance = {"job": task["job"], "fingerprint": task["fingerprint"], "code_version": task["code_version"]}
     samples, images, anns = [], [], []
-    stats = {"images": 0, "instances": 0, "dropped": 0, "replaced": 0}
+    stats = {"shard": task["shard"], "images": 0, "instances": 0, "dropped": 0, "replaced": 0}
     for row in task["plan"]:
         out = render_image(row, task["segments"], task["backgrounds"], lake.read_range, task["render"], provenance)
         samples.append((row["key"], out.members))
@@ -225,47 +215,67 @@ def parse_split(split: str | None) -> tuple[int, int] | None:
 
 
 def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "local",
-        progress: bool | None = None, split: str | None = None) -> RunSummary:
+        progress: bool | None = None, split: str | None = None, retries: int | None = None,
+        address: str | None = None) -> RunSummary:
     """Plan if needed, then render and commit every shard not committed yet (of one split:
-    shards s with s % N == I, so N machines never render the same shard)."""
+    shards s with s % N == I, so N machines never render the same shard). A shard that fails
+    is tried again up to `retries` times ([job] retries by default), then reported."""
     t0 = time.perf_counter()
     job = prepare(lake, spec)
-    workers = workers or os.cpu_count() or 1
-    if not storage.is_local(lake.fs) and lake.fs.protocol in ("memory", ("memory",)):
-        workers = 1  # an in-memory filesystem is not shared with worker processes
+    workers = worker_count(lake, executor, workers)
     if not is_planned(lake, job):  # a finished job reruns as a no-op even on a read-only lake
         with lake.writer_lock(wait=True):
-            plan(lake, job, workers)
+            plan(lake, job, workers or os.cpu_count() or 1)
     lake.refresh()
-    part = parse_split(split)
     done = committed_shards(lake, job.fingerprint)
-    todo = sorted(s for s in set(range(job.shards)) - done if part is None or s % part[1] == part[0])
+    todo = in_split(set(range(job.shards)) - done, split)
     if todo:
         sweep(lake, job.name, job.fingerprint, f"{job.folder}/shards")  # what killed runners left
     summary = RunSummary(job.name, job.fingerprint, job.folder, job.shards, 0)
     tasks = (shard_task(lake, job, s) for s in todo)
     bar = tqdm(total=len(todo), desc=f"render {job.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)
-    for stats in executors.get(executor).run(render_shard_safely, tasks, workers):
+    retries = spec["job"]["retries"] if retries is None else retries
+    for out in executors.run_tasks(executor, render_shard, tasks, workers, retries, address=address):
         bar.update(1)
-        if stats.get("fatal"):
+        if out.fatal:
             bar.close()
-            raise_fatal(lake, stats, len(done) + summary.shards_rendered)
-        if "error" in stats:
-            summary.failed[stats["shard"]] = stats["error"]
-            continue
-        if "skipped" in stats:
-            summary.concurrent[stats["shard"]] = stats["skipped"]
-            continue
-        summary.shards_rendered += 1
-        for k in ("images", "instances", "dropped", "replaced"):
-            setattr(summary, k, getattr(summary, k) + stats[k])
+            raise_fatal(lake, out, len(done) + summary.shards_rendered)
+        if out.error:
+            summary.failed[out.task["shard"]] = failure_note(out)
+        elif "skipped" in out.value:
+            summary.concurrent[out.task["shard"]] = out.value["skipped"]
+        else:
+            summary.shards_rendered += 1
+            for k in ("images", "instances", "dropped", "replaced"):
+                setattr(summary, k, getattr(summary, k) + out.value[k])
     bar.close()
     lake.refresh()
     from soclake.stream import write_index
     write_index(lake, job.name, job.fingerprint)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def in_split(shards, split: str | None) -> list[int]:
+    """The shards of one split (all of them without a split), sorted."""
+    part = parse_split(split)
+    return sorted(s for s in shards if part is None or s % part[1] == part[0])
+
+
+def failure_note(out) -> str:
+    return out.error + (f" (after {out.attempts} attempts)" if out.attempts > 1 else "")
+
+
+def worker_count(lake: Lake, executor: str, workers: int | None) -> int | None:
+    """Workers run in other processes (or machines): an in-memory lake is not shared with them,
+    so it renders in this process, and only with the local executor."""
+    if not storage.is_in_memory(lake.fs):
+        return workers
+    if executor != "local":
+        raise SoclakeError(f"the {executor} executor cannot reach an in-memory lake ({lake.uri}); "
+                           "use a folder on a shared filesystem or an object store (s3://)")
+    return 1
 
 
 def list_jobs(lake: Lake):

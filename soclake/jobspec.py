@@ -54,7 +54,12 @@ class JobSpec:
         return value if os.path.isabs(value) else os.path.join(self.base_dir, value)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.values, sort_keys=True, separators=(",", ":"))
+        """The values that decide outputs (fingerprint, lineage): execution keys such as
+        retries or num_gpus are left out, so changing them never renames a job's outputs."""
+        schema = spec_schema(self.kind)
+        values = {section: {k: v for k, v in keys.items() if not schema[section][k].get("execution")}
+                  for section, keys in self.values.items()}
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
 def _check(section: str, key: str, rule: dict, value: Any, where: str) -> Any:

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import json
 import uuid
+import warnings
 from typing import Any, Iterator, Sequence
 
 import duckdb
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soclake import storage
-from soclake.errors import SoclakeError
+from soclake.errors import NoLockWarning, SoclakeError
 from soclake.resources import data_dir
 from soclake.schemas import table_names, table_schema
 
@@ -27,16 +28,31 @@ LAKE_FORMAT = 1
 class Lake:
     """A lake at a root URI (a local folder by default, or any fsspec URI)."""
 
-    def __init__(self, uri: str, create: bool = False):
+    def __init__(self, uri: str, create: bool = False, storage_options: dict | None = None):
         self.uri = str(uri)
-        self.fs, self.root = storage.resolve(self.uri)
+        self.storage_options = storage_options
+        self.fs, self.root = storage.resolve(self.uri, storage_options)
         marker = self.path(MARKER)
         if not self.fs.exists(marker):
             if not create:
                 raise SoclakeError(f"no lake at {self.uri!r} (missing {MARKER}); "
                                    f"create one with `soclake ingest ... --lake {self.uri}`")
-            storage.write_bytes(self.fs, marker, json.dumps({"format": LAKE_FORMAT}).encode())
+            try:
+                self.fs.makedirs(self.root, exist_ok=True)  # on s3://, creates the bucket if it is missing
+                storage.write_bytes(self.fs, marker, json.dumps({"format": LAKE_FORMAT}).encode())
+            except OSError as e:
+                raise SoclakeError(f"cannot create a lake at {self.uri!r}: {e}") from None
         self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def ref(self) -> dict:
+        """What another process needs to open this lake: Lake.from_ref(lake.ref). On an object
+        store the storage options travel too (credentials are better left to the environment)."""
+        return {"uri": self.root if storage.is_local(self.fs) else self.uri, "storage_options": self.storage_options}
+
+    @classmethod
+    def from_ref(cls, ref: dict) -> "Lake":
+        return cls(ref["uri"], storage_options=ref["storage_options"])
 
     # ------------------------------------------------------------------ paths
     def path(self, *parts: str) -> str:
@@ -74,8 +90,17 @@ class Lake:
     def writer_lock(self, wait: bool = False) -> Iterator[None]:
         """Serialise writers of one local lake (ids must be assigned by one process at a time).
         Without `wait`, a held lock is an error (ingest); with it, this process waits (planning
-        from several array-job tasks at once: the first plans, the others find the plan)."""
+        from several array-job tasks at once: the first plans, the others find the plan).
+
+        Object stores offer no lock: this warns (NoLockWarning) and goes on unlocked. Run one
+        ingest at a time and one planner per job (`soclake plan` before the array job); shards
+        need no lock, since each shard's objects are named by (job, fingerprint, shard), their
+        bytes are a function of the plan, and its manifest object, written last, commits it."""
         if not storage.is_local(self.fs):
+            if not storage.is_in_memory(self.fs):  # memory:// is seen by this process only
+                warnings.warn(NoLockWarning(
+                    f"{self.uri}: an object store has no writer lock; run one ingest at a time and one "
+                    f"planner per job (e.g. `soclake plan` once before an array job)"), stacklevel=3)
             yield
             return
         with open(self.path(".lock"), "a+") as f:
@@ -107,6 +132,7 @@ class Lake:
 
     def refresh(self) -> None:
         """Re-read the table folders (after another process wrote to the lake)."""
+        self.fs.invalidate_cache()  # object-store listings are cached per filesystem instance
         self._invalidate()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:

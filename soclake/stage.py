@@ -2,15 +2,16 @@
 shards with the same keys and new or replaced members, with lineage in the manifest.
 
 A stage module provides `process(samples, params, seed, context) -> StageOutput` over one
-shard's samples, and optionally `check(params)` (run before any shard is read). The input
-job may be a compose job or another stage's job. Fingerprinted and resumable like compose.
+shard's samples, and optionally `check(params)` (run before any shard is read) and
+`actor_options(params)` (resources of the long-lived workers that keep its model loaded,
+e.g. {"num_gpus": 1}; without it shards run as plain tasks). The input job may be a compose
+job or another stage's job. Fingerprinted, resumable and split like compose.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -72,15 +73,11 @@ def resolve_input(lake: Lake, job: str) -> tuple[str, str]:
 def stage_shard(task: dict) -> dict:
     """Worker: process one input shard and commit the output shard (unless another runner
     holds it or has committed it: then {"shard", "skipped": state})."""
-    from soclake.jobs import shard_error
-    try:
-        lake = Lake(task["lake"])
-        with claim(lake, task["job"], task["fingerprint"], task["shard"], task["output_uri"]) as state:
-            if state != "claimed":
-                return {"shard": task["shard"], "skipped": state}
-            return _stage_claimed_shard(lake, task)
-    except Exception as e:  # reported per shard; it stays uncommitted and is retried next run
-        return shard_error(task["shard"], e)
+    lake = Lake.from_ref(task["lake"])
+    with claim(lake, task["job"], task["fingerprint"], task["shard"], task["output_uri"]) as state:
+        if state != "claimed":
+            return {"shard": task["shard"], "skipped": state}
+        return _stage_claimed_shard(lake, task)
 
 
 def _stage_claimed_shard(lake: Lake, task: dict) -> dict:
@@ -95,15 +92,20 @@ def _stage_claimed_shard(lake: Lake, task: dict) -> dict:
     commit_shard(lake, task["job"], task["fingerprint"], task["stage"], task["shard"], task["output_uri"],
                  tar_bytes(out.samples), tables, [f"{task['input_uri']}#{task['input_sha256']}"],
                  task["code_version"], task["params_json"], samples=len(out.samples))
-    return {"images": len(out.samples), "flagged": out.flagged}
+    return {"shard": task["shard"], "images": len(out.samples), "flagged": out.flagged}
 
 
-def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | None = None) -> StageSummary:
-    """Process every committed shard of the input job not done yet."""
+def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | None = None,
+        executor: str = "local", split: str | None = None, retries: int | None = None,
+        address: str | None = None) -> StageSummary:
+    """Process every committed shard of the input job not done yet (of one split: shards
+    s with s % N == I). A shard that fails is tried again up to `retries` times."""
+    from soclake.jobs import failure_note, in_split, raise_fatal, worker_count
     stage = spec.kind
     if stage not in STAGES:
         raise SoclakeError(f"{spec.name}: not a stage spec (it needs a [relight] or [refexp] section)")
     t0 = time.perf_counter()
+    workers = worker_count(lake, executor, workers)
     module = importlib.import_module(STAGES[stage])
     params = dict(spec[stage])
     if hasattr(module, "check"):
@@ -116,7 +118,7 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
     inputs = lake.query("SELECT shard, shard_uri, sha256 FROM manifest WHERE fingerprint = $fp AND stage = $stage "
                         "ORDER BY shard", {"fp": input_fp, "stage": input_stage}).to_pylist()
     done = committed_shards(lake, fp, stage)
-    todo = [r for r in inputs if r["shard"] not in done]
+    todo = set(in_split(set(r["shard"] for r in inputs) - done, split))
     summary = StageSummary(stage, spec.name, fp, f"{spec['job']['input']} [{input_fp}]", folder, len(inputs), 0)
     marker = lake.path(folder, "job.json")
     if not lake.fs.exists(marker):  # a finished job reruns as a no-op even on a read-only lake
@@ -125,27 +127,28 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
              "input_fingerprint": input_fp, "spec": spec.values}, indent=1, sort_keys=True).encode())
     if todo:
         sweep(lake, spec.name, fp, f"{folder}/shards")  # what killed runners left
-    tasks = [{"lake": lake.uri, "stage": stage, "job": spec.name, "fingerprint": fp, "shard": r["shard"],
+    tasks = [{"lake": lake.ref, "stage": stage, "job": spec.name, "fingerprint": fp, "shard": r["shard"],
               "input_uri": r["shard_uri"], "input_sha256": r["sha256"],
               "output_uri": f"{folder}/shards/shard-{r['shard']:06d}.tar", "seed": spec["job"]["seed"],
               "params": params, "params_json": spec.canonical_json(), "code_version": jobspec.code_version()}
-             for r in todo]
+             for r in inputs if r["shard"] in todo]
+    actor = module.actor_options(params) if hasattr(module, "actor_options") else None
+    retries = spec["job"]["retries"] if retries is None else retries
     bar = tqdm(total=len(tasks), desc=f"{stage} {spec.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)
-    from soclake.jobs import raise_fatal
-    for res in executors.get("local").run(stage_shard, tasks, workers or os.cpu_count() or 1):
+    for out in executors.run_tasks(executor, stage_shard, tasks, workers, retries, actor, address):
         bar.update(1)
-        if res.get("fatal"):
+        if out.fatal:
             bar.close()
-            raise_fatal(lake, res, len(done) + summary.shards_rendered)
-        if "error" in res:
-            summary.failed[res["shard"]] = res["error"]
-        elif "skipped" in res:
-            summary.concurrent[res["shard"]] = res["skipped"]
+            raise_fatal(lake, out, len(done) + summary.shards_rendered)
+        if out.error:
+            summary.failed[out.task["shard"]] = failure_note(out)
+        elif "skipped" in out.value:
+            summary.concurrent[out.task["shard"]] = out.value["skipped"]
         else:
             summary.shards_rendered += 1
-            summary.images += res["images"]
-            summary.flagged += res["flagged"]
+            summary.images += out.value["images"]
+            summary.flagged += out.value["flagged"]
     bar.close()
     lake.refresh()
     from soclake.stream import write_index

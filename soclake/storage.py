@@ -1,7 +1,9 @@
 """Filesystem access for a lake root through fsspec: paths, atomic writes, range reads.
 
 A write becomes visible only when complete: local files are written under a hidden temporary
-name and renamed; object stores (s3://, memory://) publish an object only when its PUT ends.
+name and renamed; on object stores (s3://, gs://, memory://) there is no rename: a write is
+spooled locally and sent as one whole-object PUT (a multipart upload completes or is aborted
+as a whole), so a failed write publishes nothing.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 import posixpath
 import re
 import socket
+import tempfile
 import uuid
 from typing import IO, Iterator
 
@@ -18,11 +21,16 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from soclake import faults
+from soclake.errors import SoclakeError
 
 
-def resolve(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """Split a URI or local path into (filesystem, path); local paths become absolute."""
-    fs, path = fsspec.core.url_to_fs(str(uri))
+def resolve(uri: str, storage_options: dict | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Split a URI or local path into (filesystem, path); local paths become absolute.
+    `storage_options` go to the filesystem (e.g. s3fs's client_kwargs={"endpoint_url": ...})."""
+    try:
+        fs, path = fsspec.core.url_to_fs(str(uri), **(storage_options or {}))
+    except ImportError as e:
+        raise SoclakeError(f"lake {uri}: {e} (pip install 'soclake[s3]' for s3://, 'soclake[gcs]' for gs://)") from None
     if isinstance(fs, LocalFileSystem):
         path = os.path.abspath(os.path.expanduser(path))
     return fs, path.rstrip("/") or "/"
@@ -30,6 +38,11 @@ def resolve(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
+
+
+def is_in_memory(fs: fsspec.AbstractFileSystem) -> bool:
+    """memory://: seen by this process only."""
+    return fs.protocol in ("memory", ("memory",))
 
 
 def join(*parts: str) -> str:
@@ -66,11 +79,15 @@ def abandoned_temps(fs: fsspec.AbstractFileSystem, folder: str, final_prefix: st
 @contextlib.contextmanager
 def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
     """Open `path` for binary writing so that readers see either nothing or the whole file."""
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
     if not is_local(fs):
-        with fs.open(path, "wb") as f:
-            yield f
+        # not fs.open(path, "wb"): leaving its block on an exception would still commit the
+        # part written so far
+        with tempfile.NamedTemporaryFile(prefix="soclake-put-") as tmp:
+            yield tmp
+            tmp.flush()
+            fs.put_file(tmp.name, path)
         return
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
     # the name says which process writes it, so a sweep can tell an abandoned one (abandoned_temp)
     tmp = posixpath.join(posixpath.dirname(path),
                          f".{posixpath.basename(path)}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
@@ -86,6 +103,9 @@ def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]
 
 
 def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    if not is_local(fs):
+        fs.pipe_file(path, data)  # one whole-object PUT
+        return
     view, half = memoryview(data), len(data) // 2
     with atomic_open(fs, path) as f:
         f.write(view[:half])

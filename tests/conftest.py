@@ -77,3 +77,21 @@ def job_spec(name: str, **sections):
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     return resolve(raw)
+
+
+def wipe_job(lake, fingerprint: str, folder: str) -> None:
+    """Delete everything one fingerprint of a job wrote (its folder and its table parts), so
+    that the same spec runs again from scratch, e.g. on another executor."""
+    lake.fs.rm(lake.path(folder), recursive=True)
+    for table in ("plan", "images", "annotations", "refexps", "manifest"):
+        for part in lake.table_parts(table):
+            if fingerprint in os.path.basename(part):
+                lake.fs.rm(part)
+    lake.refresh()
+
+
+def job_outputs(lake, fingerprint: str, stage: str = "compose") -> dict:
+    """{shard: (shard bytes, manifest sha256)} of a job fingerprint's committed shards."""
+    rows = lake.query("SELECT shard, shard_uri, sha256 FROM manifest WHERE fingerprint = $fp AND stage = $stage",
+                      {"fp": fingerprint, "stage": stage}).to_pylist()
+    return {r["shard"]: (lake.fs.cat_file(lake.path(r["shard_uri"])), r["sha256"]) for r in rows}

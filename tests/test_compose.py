@@ -245,22 +245,6 @@ def test_a_failing_shard_is_reported_and_retried(sample_lake):
     assert again.shards_rendered == 1 and not again.failed and again.images == 2
 
 
-def test_splits_together_equal_the_job(sample_lake, monkeypatch):
-    spec = job_spec("splits3", job={"images": 7, "shard_size": 1})
-    done = []
-    for i in range(3):
-        s = jobs.run(sample_lake, spec, workers=1, progress=False, split=f"{i}/3")
-        done.append(s.shards_rendered)
-    assert done == [3, 2, 2]
-    whole = jobs.run(sample_lake, spec, workers=1, progress=False)
-    assert whole.shards_rendered == 0  # the union of the splits is the job
-    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
-    assert jobs.parse_split("slurm") == (1, 3)
-    with pytest.raises(SoclakeError, match="I/N"):
-        jobs.parse_split("half")
-
-
 def test_concurrent_split_runners_share_one_plan(sample_lake, tmp_path):
     """Three processes start the three splits at once: one plans, all render, nothing twice."""
     import subprocess

@@ -17,6 +17,7 @@ from soclake.relight.labblend import area_ranked_lab_blend
 from soclake.render.compose import encode_image
 
 BACKENDS = {"classic": "soclake.relight.classic", "iclight": "soclake.relight.iclight"}
+GPU_BACKENDS = ("iclight",)
 STAGE = "relight"
 
 
@@ -103,9 +104,16 @@ def check(params: dict) -> None:
         backend.check(params)
 
 
-def run(lake, spec, workers: int | None = None, progress: bool | None = None):
-    """Relight every committed shard of the input job not relit yet (see soclake.stage)."""
+def actor_options(params: dict) -> dict:
+    """Relight runs on long-lived workers that keep the backend loaded (the iclight model, the
+    classic shading-field cache); only iclight asks for GPUs ([relight] num_gpus per worker)."""
+    return {"num_gpus": params["num_gpus"] if params["backend"] in GPU_BACKENDS else 0.0}
+
+
+def run(lake, spec, workers: int | None = None, progress: bool | None = None, **options):
+    """Relight every committed shard of the input job not relit yet (see soclake.stage;
+    options: executor, split, retries, address)."""
     from soclake import stage
     if spec.kind != STAGE:
         raise SoclakeError("not a relight spec (it needs a [relight] section)")
-    return stage.run(lake, spec, workers, progress)
+    return stage.run(lake, spec, workers, progress, **options)
