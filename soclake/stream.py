@@ -67,6 +67,20 @@ def load_index(source: str, job: str | None = None, storage_options: dict | None
     return base, index
 
 
+def _check_index(index: dict, source: str) -> None:
+    """Shard URLs of an index are paths inside the lake: an index naming '../x', '/etc/x' or
+    another host must not make a reader fetch from outside the lake."""
+    if not (isinstance(index, dict) and isinstance(index.get("job"), str) and isinstance(index.get("shards"), list)
+            and all(isinstance(s, dict) and isinstance(s.get("samples"), int) for s in index["shards"])):
+        raise SoclakeError(f"shard index of {source} is malformed (it needs job and shards with url and samples); "
+                           "rerun the job to rewrite it")
+    for url in (s.get("url") for s in index["shards"]):
+        if not isinstance(url, str) or not url or url.startswith(("/", "\\")) or "://" in url or "\\" in url \
+                or ".." in url.split("/") or "\x00" in url:
+            raise SoclakeError(f"shard index of {source} lists {str(url)[:200]!r}, which is not a path inside the "
+                               "lake; the index is damaged or hostile: rerun the job to rewrite it")
+
+
 # ---------------------------------------------------------------------------- epoch layout
 @dataclass(frozen=True)
 class Piece:
@@ -216,6 +230,7 @@ class Stream:
             raise SoclakeError(f"rank {rank} is outside world size {world_size}")
         self.storage_options = storage_options
         self.base, self.index = load_index(source, job, storage_options)
+        _check_index(self.index, source)
         self.job = self.index["job"]
         self.counts = [s["samples"] for s in self.index["shards"]]
         self.split, self.task, self.rank, self.world_size = split, task, rank, world_size

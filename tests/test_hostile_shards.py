@@ -164,3 +164,17 @@ def test_verify_flags_the_hostile_shard(hostile, guard, capsys):
     assert "shard-000000.tar: member" in out and "is not a sample file (and 9 more)" in out
     assert "shard-000001.tar" not in out
     guard()
+
+
+@pytest.mark.parametrize("url", ["../../../../etc/passwd", "/etc/passwd", "http://127.0.0.1:9/x.tar",
+                                 "jobs/../../x.tar", "C:\\x.tar", 5])
+def test_stream_refuses_an_index_pointing_outside_the_lake(tmp_path, url):
+    from soclake.stream import Stream
+    index = tmp_path / "jobs" / "j" / "index.json"
+    index.parent.mkdir(parents=True)
+    index.write_text(json.dumps({"job": "j", "fingerprint": "f", "shards": [{"url": url, "samples": 1}]}))
+    with pytest.raises(SoclakeError, match="not a path inside the lake"):
+        Stream(str(index))
+    index.write_text(json.dumps({"job": "j", "shards": [{"url": "a.tar"}]}))
+    with pytest.raises(SoclakeError, match="malformed"):
+        Stream(str(index))
