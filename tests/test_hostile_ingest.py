@@ -226,3 +226,29 @@ def test_hostile_metadata_rejects_only_its_entries(guarded):
     assert all(rows[s]["description"] is None for s in "abc")
     assert rows["a"]["is_instance"] is True and rows["b"]["is_instance"] is None and rows["c"]["is_instance"] is None
     check(pool)
+
+
+@pytest.mark.parametrize("kind,rotate,blend", [("coco_sizes", 0.0, "none"), ("random_centers", 30.0, "motion"),
+                                               ("grid", 0.0, "gaussian")])
+def test_compose_from_one_pixel_and_extreme_aspect_segments(tmp_path, kind, rotate, blend):
+    """1x1, 1x5000 and 5000x1 segments plan and render: exact annotations for what stays
+    visible, the rest dropped as too small, never a failed shard."""
+    from conftest import job_spec
+    from soclake import jobs
+    from test_compose import check_sample_exact, samples_of
+    files = image_files(0)
+    write_files(tmp_path / "src" / "thin", {n: files[n] for n in ("one_pixel.png", "tall.png", "wide.png")})
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    ingest(lake, "folders", str(tmp_path / "src"), workers=1, progress=False)
+    spec = job_spec(f"thin-{kind}", sampling={"objects": [1, 3]}, render={"blend": [blend], "min_visible_area": 1},
+                    layout={"kind": kind, "width": 64, "height": 48, "rotate": rotate, "truncate": kind != "grid",
+                            "min_area": 1})
+    summary = jobs.run(lake, spec, workers=1, progress=False)
+    assert summary.failed == {} and summary.images == 6
+    plan = {r["key"]: r for r in lake.query("SELECT * FROM plan").to_pylist()}
+    n = 0
+    for shard in sorted((tmp_path / "lake" / summary.folder / "shards").glob("*.tar")):
+        for key, members in samples_of(str(shard)).items():
+            n += check_sample_exact(members, plan[key])
+    assert n == summary.instances and summary.instances + summary.dropped > 0
+    assert summary.instances > 0 or blend != "none"  # feathered 1-pixel-wide objects never reach alpha 128
