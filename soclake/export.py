@@ -69,7 +69,8 @@ def _select_images(lake: Lake, fp: str, split: str, val: float, test: float, str
 
 
 def _copy_json_array(lake: Lake, query: str, params: dict, path: str) -> None:
-    lake.con.execute(f"COPY ({query}) TO '{path.replace(chr(39), chr(39) * 2)}' (FORMAT json, ARRAY true)", params)
+    from soclake.sqlfiles import sql_string
+    lake.con.execute(f"COPY ({query}) TO {sql_string(path)} (FORMAT json, ARRAY true)", params)
 
 
 def _splice(out, path: str) -> None:

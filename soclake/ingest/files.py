@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soclake.errors import RejectedItem
+from soclake.sqlfiles import sql_string
 
 IMAGE_EXTS = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -166,11 +167,6 @@ def stage_json(path: str, label: str, schema: pa.Schema,
 
 def _printable(key: object) -> str:
     return str(key)[:200].replace(NOT_UTF8, "\ufffd")
-
-
-def sql_string(value: str) -> str:
-    """A SQL string literal (for the few places DuckDB takes no parameter, e.g. COPY ... TO)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def text_field(entry: dict, key: str, where: str) -> str:
