@@ -68,8 +68,25 @@ def _audit(lake: Lake, vocab: str | None, job: str | None, min_segments: int, fi
             "counts": {s: sum(1 for r in cov if r["status"] == s) for s in ("missing", "thin", "covered")},
             "unmatched_pool_categories": q("SELECT * FROM unmatched_categories('user')")}
     if job:
-        result["dataset"] = _dataset(lake, job)
+        from soclake.errors import SoclakeError
+        try:
+            result["dataset"] = _dataset(lake, job)
+            fp = result["dataset"]["fingerprint"]
+        except SoclakeError:  # planned, not rendered yet: the plan can still be audited
+            fp = _planned_fingerprint(lake, job)
+        result["sampling"] = {"job": job, "fingerprint": fp,
+                              "categories": q("SELECT * EXCLUDE (job, fingerprint, category_id) FROM sampling_shift "
+                                              "WHERE fingerprint = $fp", {"fp": fp})}
     return result
+
+
+def _planned_fingerprint(lake: Lake, job: str) -> str:
+    from soclake.errors import SoclakeError
+    fps = [r[0] for r in lake.con.execute("SELECT fingerprint FROM job_status WHERE job = ? AND stage = 'compose'",
+                                          [job]).fetchall()]
+    if not fps:
+        raise SoclakeError(f"job {job!r} is not planned in {lake.uri}; plan it with `soclake plan JOB.toml`")
+    return max(fps, key=lambda fp: lake.fs.modified(lake.path("jobs", job, fp, "job.json")))
 
 
 def _dataset(lake: Lake, job: str) -> dict:
@@ -118,6 +135,15 @@ def print_summary(result: dict) -> None:
         print(f"job {d['job']} [{d['fingerprint']}]: LVIS buckets {d['lvis_frequency']}, COCO sizes {d['sizes']}")
         if d["categories"]:
             print_table(pa.Table.from_pylist(d["categories"][:TOP]), title="dataset categories")
+    if result.get("sampling", {}).get("categories"):
+        s = result["sampling"]
+        rows = [{k: r[k] for k in SHIFT_COLUMNS} for r in s["categories"][:TOP]]
+        print_table(pa.Table.from_pylist(rows), title=f"sampling shift of {s['job']} ({s['fingerprint']}): "
+                    "planned share vs temperature share")
+
+
+SHIFT_COLUMNS = ("category", "eligible", "frequency", "feedback_ap", "ap_used", "planned", "planned_share",
+                 "target_share", "uniform_share", "temperature_share", "boost")
 
 
 # ---------------------------------------------------------------------------- HTML
@@ -168,6 +194,16 @@ def _plots(result: dict) -> list[tuple[str, str]]:
         a2.bar([f"{b['bin_start']:.1f}" for b in d["visibility"]], [b["instances"] for b in d["visibility"]])
         a2.set(title="visible fraction of instances", xlabel="bin start")
         plots.append((f"Dataset {d['job']}", _png(fig)))
+    if result.get("sampling", {}).get("categories"):
+        rows = result["sampling"]["categories"][:30]
+        fig, ax = plt.subplots(figsize=(10, 3.4))
+        x = range(len(rows))
+        ax.bar([i - 0.2 for i in x], [r["planned_share"] for r in rows], 0.4, label="planned", color="#e45756")
+        ax.bar([i + 0.2 for i in x], [r["temperature_share"] for r in rows], 0.4, label="temperature", color="#4c78a8")
+        ax.set_xticks(list(x), [r["category"] for r in rows], rotation=60, fontsize=7)
+        ax.set(ylabel="share of object slots", title="sampling shift (most boosted first)")
+        ax.legend()
+        plots.append(("Sampling shift", _png(fig)))
     return plots
 
 
@@ -200,6 +236,10 @@ def write_report(result: dict, path: str) -> tuple[str, str]:
         sections.append(f"<h2>Dataset {html.escape(d['job'])} [{d['fingerprint']}]</h2>" + _table(d["categories"]))
         sections.append("<h2>Most frequent category pairs</h2>" + _table(d["top_pairs"]))
         sections.append("<h2>Planned vs rendered</h2>" + _table(d["planned_vs_rendered"]))
+    if "sampling" in result:
+        s = result["sampling"]
+        sections.append(f"<h2>Sampling shift of {html.escape(s['job'])} [{s['fingerprint']}]</h2>"
+                        + _table([{k: r[k] for k in SHIFT_COLUMNS} for r in s["categories"]]))
     doc = ("<!doctype html><html><head><meta charset='utf-8'><title>soclake audit</title><style>"
            "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
            "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -119,6 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-segments", type=int, default=10, help="fewer segments than this is thin (default 10)")
     p.add_argument("--filter", default="filter_4", help="quality filter the thin threshold applies to")
     p.add_argument("--out", help="write an HTML report here (and its JSON beside it)")
+
+    p = sub.add_parser("feedback", help="load per-category AP or per-image losses for hardness sampling",
+                       description="Load a training run's feedback into the lake's feedback table: per-category AP "
+                       "(JSON from soclake.feedback.from_cocoeval or detectron2's COCOEvaluator, or a CSV "
+                       "category,score with AP in [0, 1]) or per-image losses of a composed job (CSV/JSON with "
+                       "image_id or key, loss, and job or --job). Bad and unmatched rows go to the rejects table. "
+                       "Job specs read it with [sampling] strategy = \"hardness\", feedback = NAME.")
+    p.add_argument("file")
+    _lake_arg(p)
+    p.add_argument("--name", help="feedback name (default: the file name without extension); loading a name "
+                   "again makes the new load current")
+    p.add_argument("--kind", default="auto", choices=["auto", "category_ap", "image_loss"],
+                   help="what the file holds (default: guessed from its columns)")
+    p.add_argument("--format", default="auto", choices=["auto", "csv", "json", "jsonl"],
+                   help="file format (default: from the extension)")
+    p.add_argument("--job", help="image_loss: job of rows without a job column")
+    p.add_argument("--fingerprint", help="image_loss: job fingerprint of rows without one (default: the job's "
+                   "newest with committed shards)")
 
     p = sub.add_parser("verify", help="check committed shards against the manifest (exit 1 on problems)")
     _lake_arg(p)
@@ -285,14 +304,31 @@ def cmd_audit(args) -> int:
     return 0
 
 
+def cmd_feedback(args) -> int:
+    from soclake.feedback import load_feedback
+    from soclake.lake import Lake
+    summary = load_feedback(Lake(_need_lake(args)), args.file, name=args.name, kind=args.kind, fmt=args.format,
+                            job=args.job, fingerprint=args.fingerprint)
+    print(summary.describe())
+    print(f"per-category AP: soclake sql --lake {args.lake} \"SELECT * FROM feedback_category_ap "
+          f"WHERE name = '{summary.name}'\"")
+    return 0
+
+
 def cmd_verify(args) -> int:
     from soclake.lake import Lake
-    from soclake.verify import repair, verify
+    from soclake.verify import leftovers, repair, sweep_leftovers, verify
     lake = Lake(_need_lake(args))
     checked, problems = verify(lake, args.job, args.deep)
     for p in problems:
         print(f"{p.shard_uri}: {p.problem}")
     print(f"verified {checked} shard(s): {len(problems)} problem(s)")
+    left = leftovers(lake, args.job)
+    for folder, paths in left.items():
+        print(f"{folder}: {len(paths)} leftover file(s) of interrupted runs (never read; the job's next run "
+              "or `soclake verify --repair` removes them)")
+    if left and args.repair:
+        print(f"removed {sweep_leftovers(lake, args.job)} leftover file(s)")
     if problems and args.repair:
         for line in repair(lake, problems):
             print(line)
@@ -301,7 +337,10 @@ def cmd_verify(args) -> int:
     return 1 if problems else 0
 
 
-COMMANDS = {"verify": cmd_verify, "audit": cmd_audit, "serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
+COMMANDS = {"feedback": cmd_feedback, "verify": cmd_verify, "audit": cmd_audit, "serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
+
+
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except SoclakeError as e:
         print(f"soclake: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        print(f"soclake: error: {e.filename or 'the lake'}: {e.strerror}. Nothing committed was changed (every "
+              "write is atomic and commits last); free space or make the lake writable, then rerun.", file=sys.stderr)
         return 2
     except Exception as e:
         import duckdb

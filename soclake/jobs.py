@@ -4,6 +4,7 @@ interrupted one renders only its missing shards; a changed spec or pool gets a n
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -13,12 +14,17 @@ from dataclasses import asdict, dataclass, field
 
 from tqdm import tqdm
 
-from soclake import executors, jobspec, storage
+from soclake import executors, faults, jobspec, storage
 from soclake.errors import SoclakeError
 from soclake.jobspec import JobSpec
 from soclake.lake import Lake
+from soclake.plan import variations
 from soclake.schemas import to_table
-from soclake.shards import commit_shard, committed_shards, tar_bytes
+from soclake.shards import claim, commit_shard, committed_shards, sweep, tar_bytes
+
+# Errors of the lake's storage itself: every further shard would fail the same way, so a run
+# stops at the first one (committed shards stay intact: every write is atomic).
+FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 @dataclass
@@ -37,8 +43,7 @@ class Job:
 
     @property
     def shards(self) -> int:
-        job = self.spec["job"]
-        return -(-job["images"] // job["shard_size"])
+        return variations.shard_count(self.spec)
 
 
 @dataclass
@@ -54,12 +59,14 @@ class RunSummary:
     replaced: int = 0
     seconds: float = 0.0
     failed: dict = field(default_factory=dict)  # shard -> error, for shards that could not be rendered
+    concurrent: dict = field(default_factory=dict)  # shard -> "busy"/"committed": left to another runner
 
     def describe(self) -> str:
         rate = self.images / self.seconds if self.seconds else 0.0
-        skipped = self.shards_total - self.shards_rendered
+        skipped = self.shards_total - self.shards_rendered - len(self.failed)
+        others = (f", {len(self.concurrent)} by another runner" if self.concurrent else "")
         return (f"job {self.job} [{self.fingerprint}]: rendered {self.shards_rendered} shard(s) "
-                f"({skipped} already committed): {self.images} images, {self.instances} instances, "
+                f"({skipped} already committed{others}): {self.images} images, {self.instances} instances, "
                 f"{self.dropped} dropped (too small visible area), {self.replaced} replaced segments, "
                 f"{self.seconds:.1f}s ({rate:.2f} images/s)\nshards: {self.folder}/shards/"
                 + "".join(f"\nFAILED shard {s}: {e} (rerun to retry it)" for s, e in sorted(self.failed.items())))
@@ -88,7 +95,11 @@ def _inputs_digest(spec: JobSpec) -> str:
 
 
 def prepare(lake: Lake, spec: JobSpec) -> Job:
-    fp = jobspec.fingerprint(spec, pool_snapshot(lake), _inputs_digest(spec))
+    digest = _inputs_digest(spec)
+    if spec["sampling"]["feedback"]:  # the plan reads the feedback: its numbers are an input
+        from soclake.feedback import digest as feedback_digest
+        digest += feedback_digest(lake, spec["sampling"]["feedback"])
+    fp = jobspec.fingerprint(spec, pool_snapshot(lake), digest)
     return Job(spec.name, fp, spec, jobspec.code_version())
 
 
@@ -101,8 +112,9 @@ def plan(lake: Lake, job: Job, workers: int = 1) -> dict:
     marker = lake.path(job.folder, "job.json")
     if lake.fs.exists(marker):
         return json.loads(lake.fs.cat_file(marker))
-    from soclake.plan import make_plan
+    from soclake.plan import make_plan, sampling_weights
     table, summary = make_plan(lake, job.spec, job.fingerprint, workers)
+    lake.append("sampling_weights", sampling_weights(lake, job.spec, job.fingerprint), f"{job.name}-{job.fingerprint}")
     lake.append("plan", table, f"{job.name}-{job.fingerprint}")
     info = {"job": job.name, "fingerprint": job.fingerprint, "code_version": job.code_version,
             "shards": job.shards, "spec": job.spec.values, "plan": asdict(summary)}
@@ -133,14 +145,35 @@ def render_shard_safely(task: dict) -> dict:
     try:
         return render_shard(task)
     except Exception as e:  # reported per shard; the shard stays uncommitted and is retried next run
-        return {"shard": task["shard"], "error": f"{type(e).__name__}: {e}"}
+        return shard_error(task["shard"], e)
+
+
+def shard_error(shard: int, e: Exception) -> dict:
+    fatal = isinstance(e, OSError) and e.errno in FATAL_ERRNOS
+    return {"shard": shard, "error": f"{type(e).__name__}: {e}", "fatal": fatal}
+
+
+def raise_fatal(lake: Lake, result: dict, committed: int) -> None:
+    """Stop a run on a storage error (disk full, read-only lake) with what to do about it."""
+    raise SoclakeError(f"writing shard {result['shard']} to {lake.uri} failed: {result['error']}. "
+                       f"Stopped: every further shard would fail the same way. {committed} shard(s) of this job are "
+                       "committed and intact, and nothing partial is visible; free space (or make the lake "
+                       "writable) and rerun the same command to render the rest.")
 
 
 def render_shard(task: dict) -> dict:
-    """Render every image of a shard, write and commit the shard. Pure of the task."""
+    """Render every image of a shard, write and commit it, unless another runner holds the
+    shard or has committed it (then {"shard", "skipped": state}). Pure of the task."""
+    lake = Lake(task["lake"])
+    with claim(lake, task["job"], task["fingerprint"], task["shard"], task["shard_uri"]) as state:
+        if state != "claimed":
+            return {"shard": task["shard"], "skipped": state}
+        return _render_claimed_shard(lake, task)
+
+
+def _render_claimed_shard(lake: Lake, task: dict) -> dict:
     from soclake.render.compose import render_image
     t0 = time.perf_counter()
-    lake = Lake(task["lake"])
     provenance = {"job": task["job"], "fingerprint": task["fingerprint"], "code_version": task["code_version"]}
     samples, images, anns = [], [], []
     stats = {"images": 0, "instances": 0, "dropped": 0, "replaced": 0}
@@ -152,7 +185,8 @@ def render_shard(task: dict) -> dict:
                        "file_name": out.info["file_name"], "width": row["width"], "height": row["height"],
                        "background_id": row["background_id"], "instances": len(out.annotations),
                        "planned": sum(o["role"] == "object" for o in row["objects"]),
-                       "dropped": out.dropped, "replaced": out.replaced})
+                       "dropped": out.dropped, "replaced": out.replaced,
+                       **{k: row.get(k) for k in ("base_id", "factor", "factor_value", "target_id", "added_ids")}})
         for a in out.annotations:
             anns.append({"job": task["job"], "fingerprint": task["fingerprint"], "image_id": row["image_id"],
                          **{k: a[k] for k in ("ann_id", "panoptic_id", "segment_id", "category_id", "bbox", "area",
@@ -162,6 +196,7 @@ def render_shard(task: dict) -> dict:
         stats["instances"] += len(out.annotations)
         stats["dropped"] += out.dropped
         stats["replaced"] += out.replaced
+        faults.point("render")
     commit_shard(lake, task["job"], task["fingerprint"], "compose", task["shard"], task["shard_uri"],
                  tar_bytes(samples), {"images": to_table("images", images), "annotations": to_table("annotations", anns)},
                  [f"pool:{task['fingerprint']}"], task["code_version"], task["params"])
@@ -198,24 +233,33 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
     workers = workers or os.cpu_count() or 1
     if not storage.is_local(lake.fs) and lake.fs.protocol in ("memory", ("memory",)):
         workers = 1  # an in-memory filesystem is not shared with worker processes
-    with lake.writer_lock(wait=True):
-        plan(lake, job, workers)
+    if not is_planned(lake, job):  # a finished job reruns as a no-op even on a read-only lake
+        with lake.writer_lock(wait=True):
+            plan(lake, job, workers)
     lake.refresh()
     part = parse_split(split)
-    todo = sorted(s for s in set(range(job.shards)) - committed_shards(lake, job.fingerprint)
-                  if part is None or s % part[1] == part[0])
-    summary = RunSummary(job.name, job.fingerprint, job.folder, job.shards, len(todo))
+    done = committed_shards(lake, job.fingerprint)
+    todo = sorted(s for s in set(range(job.shards)) - done if part is None or s % part[1] == part[0])
+    if todo:
+        sweep(lake, job.name, job.fingerprint, f"{job.folder}/shards")  # what killed runners left
+    summary = RunSummary(job.name, job.fingerprint, job.folder, job.shards, 0)
     tasks = (shard_task(lake, job, s) for s in todo)
     bar = tqdm(total=len(todo), desc=f"render {job.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)
     for stats in executors.get(executor).run(render_shard_safely, tasks, workers):
+        bar.update(1)
+        if stats.get("fatal"):
+            bar.close()
+            raise_fatal(lake, stats, len(done) + summary.shards_rendered)
         if "error" in stats:
             summary.failed[stats["shard"]] = stats["error"]
-            bar.update(1)
             continue
+        if "skipped" in stats:
+            summary.concurrent[stats["shard"]] = stats["skipped"]
+            continue
+        summary.shards_rendered += 1
         for k in ("images", "instances", "dropped", "replaced"):
             setattr(summary, k, getattr(summary, k) + stats[k])
-        bar.update(1)
     bar.close()
     lake.refresh()
     from soclake.stream import write_index

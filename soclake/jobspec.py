@@ -98,8 +98,22 @@ def _check(section: str, key: str, rule: dict, value: Any, where: str) -> Any:
         if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                                                   for v in value.values()):
             raise bad("a table of non-negative integers")
+    elif kind == "table[float]":
+        if not isinstance(value, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                                  and math.isfinite(v) for v in value.values()):
+            raise bad("a table of positive numbers, each finite")
+        value = {k: float(v) for k, v in value.items()}
+    elif kind == "choice|float":
+        if isinstance(value, str):
+            if value not in rule["choices"]:
+                raise bad(f"one of {rule['choices']} or a number")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad(f"one of {rule['choices']} or a finite number")
+        value = float(value)
     lo, hi = rule.get("min"), rule.get("max")
-    checked = value if kind in ("range", "list[int]", "list[float]") else [value] if kind in ("int", "float") else []
+    checked = value if kind in ("range", "list[int]", "list[float]") else \
+        [value] if kind in ("int", "float", "choice|float") else []
     for v in checked:
         if lo is not None and v < lo or hi is not None and v > hi:
             bounds = f"[{lo}, {hi}]" if lo is not None and hi is not None else f">= {lo}" if lo is not None else f"<= {hi}"
@@ -149,6 +163,9 @@ def _check_combinations(v: dict, where: str) -> None:
         raise SoclakeError(f"{where}: [layout] kind = \"replay\" needs annotations = \"FILE.json\"")
     if v["layout"]["scale"][0] > v["layout"]["scale"][1]:
         raise SoclakeError(f"{where}: [layout] scale must be [low, high] with low <= high")
+    _check_sampling(v["sampling"], where)
+    from soclake.plan import variations
+    variations.check(v, where)
     _check_plan_size(v, where)
 
 
@@ -158,16 +175,35 @@ MAX_PLANNED_PASTES = 200_000_000
 
 def _check_plan_size(v: dict, where: str) -> None:
     """Huge jobs and quotas are refused before the planner allocates anything for them."""
+    from soclake.plan import variations
     samp = v["sampling"]
-    per_image = samp["objects"][1] + samp["distractors"][1] + samp["decoys"][1]
-    if v["job"]["images"] * per_image > MAX_PLANNED_PASTES:
-        raise SoclakeError(f"{where}: {v['job']['images']} images x up to {per_image} pastes each exceeds "
+    added = max(v["variations"]["count"], default=0) if "count" in v["variations"]["factors"] else 0
+    per_image = samp["objects"][1] + samp["distractors"][1] + samp["decoys"][1] + added
+    images = v["job"]["images"] * (1 + len(variations.variants(v)))
+    if images * per_image > MAX_PLANNED_PASTES:
+        raise SoclakeError(f"{where}: {images} images (with variants) x up to {per_image} pastes each exceeds "
                            f"{MAX_PLANNED_PASTES:,} planned pastes; split it into several jobs")
     wanted = sum(samp["quotas"].values())
     if wanted > v["job"]["images"] * samp["objects"][1]:
         raise SoclakeError(f"{where}: [sampling] quotas ask for {wanted} instances but the job has room for at most "
                            f"{v['job']['images'] * samp['objects'][1]}; raise [job] images or [sampling] objects, "
                            "or lower the quotas")
+
+
+BUCKETS = {"r": "r", "rare": "r", "c": "c", "common": "c", "f": "f", "frequent": "f"}
+
+
+def _check_sampling(s: dict, where: str) -> None:
+    if s["strategy"] == "hardness" and not s["feedback"]:
+        raise SoclakeError(f"{where}: [sampling] strategy = \"hardness\" needs feedback = \"NAME\", a feedback "
+                           "loaded with `soclake feedback FILE --name NAME`")
+    if s["feedback"] and s["strategy"] != "hardness":
+        raise SoclakeError(f"{where}: [sampling] feedback is read only by strategy = \"hardness\"; "
+                           "set the strategy or remove feedback")
+    given = [BUCKETS.get(k) for k in s["bucket_weights"]]
+    if None in given or len(set(given)) < len(given):
+        raise SoclakeError(f"{where}: [sampling] bucket_weights keys must be LVIS frequency buckets r, c, f "
+                           f"(or rare, common, frequent), each once; got {sorted(s['bucket_weights'])}")
 
 
 def _check_relight(v: dict, where: str) -> None:
@@ -200,7 +236,8 @@ def code_version() -> str:
     pkg = Path(__file__).parent
     h = hashlib.sha256()
     for f in sorted([*pkg.glob("plan/*.py"), *pkg.glob("render/*.py"), *pkg.glob("relight/*.py"),
-                     *pkg.glob("language/*.py"), pkg / "imaging.py", pkg / "shards.py", pkg / "stage.py"]):
+                     *pkg.glob("language/*.py"), pkg / "imaging.py", pkg / "shards.py", pkg / "stage.py",
+                     *data_dir("sql").glob("queries/*.sql")]):  # the planner's queries decide plans too
         h.update(f.name.encode() + f.read_bytes())
     return f"{__version__}+{h.hexdigest()[:12]}"
 

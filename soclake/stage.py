@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from soclake import executors, jobspec, storage
+from soclake import executors, faults, jobspec, storage
 from soclake.errors import SoclakeError
 from soclake.jobspec import JobSpec
 from soclake.lake import Lake
 from soclake.schemas import to_table
-from soclake.shards import commit_shard, committed_shards, read_samples, tar_bytes
+from soclake.shards import claim, commit_shard, committed_shards, read_samples, sweep, tar_bytes
 
 STAGES = {"relight": "soclake.relight", "refexp": "soclake.language.stage"}
 
@@ -47,11 +47,14 @@ class StageSummary:
     flagged: int = 0
     seconds: float = 0.0
     failed: dict = field(default_factory=dict)
+    concurrent: dict = field(default_factory=dict)  # shard -> "busy"/"committed": left to another runner
 
     def describe(self) -> str:
         rate = self.images / self.seconds if self.seconds else 0.0
+        skipped = self.shards_total - self.shards_rendered - len(self.failed)
+        others = (f", {len(self.concurrent)} by another runner" if self.concurrent else "")
         return (f"{self.stage} {self.job} [{self.fingerprint}] of {self.input}: {self.shards_rendered} shard(s) done "
-                f"({self.shards_total - self.shards_rendered} already committed): {self.images} images, "
+                f"({skipped} already committed{others}): {self.images} images, "
                 f"{self.flagged} flagged, {self.seconds:.1f}s ({rate:.2f} images/s)\nshards: {self.folder}/shards/"
                 + "".join(f"\nFAILED shard {s}: {e} (rerun to retry it)" for s, e in sorted(self.failed.items())))
 
@@ -67,22 +70,32 @@ def resolve_input(lake: Lake, job: str) -> tuple[str, str]:
 
 
 def stage_shard(task: dict) -> dict:
-    """Worker: process one input shard and commit the output shard."""
+    """Worker: process one input shard and commit the output shard (unless another runner
+    holds it or has committed it: then {"shard", "skipped": state})."""
+    from soclake.jobs import shard_error
     try:
         lake = Lake(task["lake"])
-        module = importlib.import_module(STAGES[task["stage"]])
-        data = lake.fs.cat_file(lake.path(task["input_uri"]))
-        if hashlib.sha256(data).hexdigest() != task["input_sha256"]:
-            raise SoclakeError(f"input shard {task['input_uri']} does not match its manifest sha256")
-        out = module.process(read_samples(data), task["params"], task["seed"],
-                             {"job": task["job"], "fingerprint": task["fingerprint"], "shard": task["shard"]})
-        tables = {t: to_table(t, rows) for t, rows in out.tables.items()}
-        commit_shard(lake, task["job"], task["fingerprint"], task["stage"], task["shard"], task["output_uri"],
-                     tar_bytes(out.samples), tables, [f"{task['input_uri']}#{task['input_sha256']}"],
-                     task["code_version"], task["params_json"], samples=len(out.samples))
-        return {"images": len(out.samples), "flagged": out.flagged}
+        with claim(lake, task["job"], task["fingerprint"], task["shard"], task["output_uri"]) as state:
+            if state != "claimed":
+                return {"shard": task["shard"], "skipped": state}
+            return _stage_claimed_shard(lake, task)
     except Exception as e:  # reported per shard; it stays uncommitted and is retried next run
-        return {"shard": task["shard"], "error": f"{type(e).__name__}: {e}"}
+        return shard_error(task["shard"], e)
+
+
+def _stage_claimed_shard(lake: Lake, task: dict) -> dict:
+    module = importlib.import_module(STAGES[task["stage"]])
+    data = lake.fs.cat_file(lake.path(task["input_uri"]))
+    if hashlib.sha256(data).hexdigest() != task["input_sha256"]:
+        raise SoclakeError(f"input shard {task['input_uri']} does not match its manifest sha256")
+    out = module.process(read_samples(data), task["params"], task["seed"],
+                         {"job": task["job"], "fingerprint": task["fingerprint"], "shard": task["shard"]})
+    faults.point("render")
+    tables = {t: to_table(t, rows) for t, rows in out.tables.items()}
+    commit_shard(lake, task["job"], task["fingerprint"], task["stage"], task["shard"], task["output_uri"],
+                 tar_bytes(out.samples), tables, [f"{task['input_uri']}#{task['input_sha256']}"],
+                 task["code_version"], task["params_json"], samples=len(out.samples))
+    return {"images": len(out.samples), "flagged": out.flagged}
 
 
 def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | None = None) -> StageSummary:
@@ -104,10 +117,14 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
                         "ORDER BY shard", {"fp": input_fp, "stage": input_stage}).to_pylist()
     done = committed_shards(lake, fp, stage)
     todo = [r for r in inputs if r["shard"] not in done]
-    summary = StageSummary(stage, spec.name, fp, f"{spec['job']['input']} [{input_fp}]", folder, len(inputs), len(todo))
-    storage.write_bytes(lake.fs, lake.path(folder, "job.json"), json.dumps(
-        {"job": spec.name, "fingerprint": fp, "stage": stage, "input": spec["job"]["input"],
-         "input_fingerprint": input_fp, "spec": spec.values}, indent=1, sort_keys=True).encode())
+    summary = StageSummary(stage, spec.name, fp, f"{spec['job']['input']} [{input_fp}]", folder, len(inputs), 0)
+    marker = lake.path(folder, "job.json")
+    if not lake.fs.exists(marker):  # a finished job reruns as a no-op even on a read-only lake
+        storage.write_bytes(lake.fs, marker, json.dumps(
+            {"job": spec.name, "fingerprint": fp, "stage": stage, "input": spec["job"]["input"],
+             "input_fingerprint": input_fp, "spec": spec.values}, indent=1, sort_keys=True).encode())
+    if todo:
+        sweep(lake, spec.name, fp, f"{folder}/shards")  # what killed runners left
     tasks = [{"lake": lake.uri, "stage": stage, "job": spec.name, "fingerprint": fp, "shard": r["shard"],
               "input_uri": r["shard_uri"], "input_sha256": r["sha256"],
               "output_uri": f"{folder}/shards/shard-{r['shard']:06d}.tar", "seed": spec["job"]["seed"],
@@ -115,13 +132,20 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
              for r in todo]
     bar = tqdm(total=len(tasks), desc=f"{stage} {spec.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)
+    from soclake.jobs import raise_fatal
     for res in executors.get("local").run(stage_shard, tasks, workers or os.cpu_count() or 1):
+        bar.update(1)
+        if res.get("fatal"):
+            bar.close()
+            raise_fatal(lake, res, len(done) + summary.shards_rendered)
         if "error" in res:
             summary.failed[res["shard"]] = res["error"]
+        elif "skipped" in res:
+            summary.concurrent[res["shard"]] = res["skipped"]
         else:
+            summary.shards_rendered += 1
             summary.images += res["images"]
             summary.flagged += res["flagged"]
-        bar.update(1)
     bar.close()
     lake.refresh()
     from soclake.stream import write_index

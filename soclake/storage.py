@@ -6,13 +6,18 @@ name and renamed; object stores (s3://, memory://) publish an object only when i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import posixpath
+import re
+import socket
 import uuid
 from typing import IO, Iterator
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from soclake import faults
 
 
 def resolve(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -31,6 +36,33 @@ def join(*parts: str) -> str:
     return posixpath.join(*parts)
 
 
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{12}$")
+
+
+def abandoned_temp(name: str) -> bool:
+    """Whether `name` is the temporary file of a write whose process is gone (on this host;
+    another host's temporaries are never judged abandoned here)."""
+    m = TEMP_NAME.match(name)
+    if not m or m["host"] != _HOST:
+        return False
+    try:
+        os.kill(int(m["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def abandoned_temps(fs: fsspec.AbstractFileSystem, folder: str, final_prefix: str = "") -> list[str]:
+    """Abandoned temporary files directly in `folder` (whose final name starts with the prefix)."""
+    if not is_local(fs) or not os.path.isdir(folder):
+        return []  # object stores publish whole objects: no temporaries
+    return sorted(join(folder, n) for n in os.listdir(folder)
+                  if n.startswith("." + final_prefix) and abandoned_temp(n))
+
+
 @contextlib.contextmanager
 def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
     """Open `path` for binary writing so that readers see either nothing or the whole file."""
@@ -39,7 +71,9 @@ def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]
         with fs.open(path, "wb") as f:
             yield f
         return
-    tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex}")
+    # the name says which process writes it, so a sweep can tell an abandoned one (abandoned_temp)
+    tmp = posixpath.join(posixpath.dirname(path),
+                         f".{posixpath.basename(path)}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         with open(tmp, "wb") as f:
             yield f
@@ -52,8 +86,11 @@ def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]
 
 
 def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    view, half = memoryview(data), len(data) // 2
     with atomic_open(fs, path) as f:
-        f.write(data)
+        f.write(view[:half])
+        faults.point("write")  # the reliability tests die here, with half a file written
+        f.write(view[half:])
 
 
 def read_range(fs: fsspec.AbstractFileSystem, path: str, offset: int, length: int) -> bytes:

@@ -37,8 +37,9 @@ def write_index(lake, job: str, fingerprint: str, stage: str = "compose") -> dic
              "shards": [{"url": r["shard_uri"], "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]}
                         for r in rows]}
     data = json.dumps(index, indent=1).encode()
-    storage.write_bytes(lake.fs, lake.path("jobs", job, fingerprint, "index.json"), data)
-    storage.write_bytes(lake.fs, lake.path("jobs", job, "index.json"), data)
+    for path in (lake.path("jobs", job, fingerprint, "index.json"), lake.path("jobs", job, "index.json")):
+        if not lake.fs.exists(path) or lake.fs.cat_file(path) != data:  # a no-op rerun writes nothing
+            storage.write_bytes(lake.fs, path, data)
     return index
 
 

@@ -1,6 +1,7 @@
 """`soclake verify`: check committed shards against their manifest rows (existence, size,
 sha256, sample count), optionally decode every member and check annotations against the
-pixels (--deep), and re-render bad compose shards from their plan (--repair).
+pixels (--deep), list what interrupted runs left behind (temporary files, uncommitted parts),
+and re-render bad compose shards from their plan and remove the leftovers (--repair).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from soclake.lake import Lake
+from soclake.schemas import table_names
 from soclake.shards import read_samples
 
 
@@ -89,6 +91,48 @@ def verify(lake: Lake, job: str | None = None, deep: bool = False) -> tuple[int,
         if problem:
             problems.append(Problem(r["job"], r["stage"], r["fingerprint"], r["shard"], r["shard_uri"], problem))
     return len(rows), problems
+
+
+def job_folders(lake: Lake, job: str | None = None) -> list[tuple[str, str, str]]:
+    """(job, fingerprint, folder) of every planned job (or of one job's fingerprints)."""
+    out = []
+    for marker in sorted(lake.fs.glob(lake.path("jobs", job or "*", "*", "job.json"))):
+        folder = lake.relpath(marker.rsplit("/", 1)[0])
+        _, name, fingerprint = folder.split("/")
+        out.append((name, fingerprint, folder))
+    return out
+
+
+def leftovers(lake: Lake, job: str | None = None) -> dict[str, list[str]]:
+    """Files interrupted runs left, by folder: abandoned temporaries, and the files of
+    uncommitted shards. Never read by anything; removed by the job's next run or --repair."""
+    from soclake import shards, storage
+    found = {}
+    for name, fingerprint, folder in job_folders(lake, job):
+        shards_folder = f"{folder}/shards"
+        paths = shards.abandoned_temps(lake, name, fingerprint, shards_folder)
+        paths += [p for ps in shards.uncommitted_files(lake, name, fingerprint, shards_folder).values() for p in ps]
+        if paths:
+            found[folder] = sorted(paths)
+    if job is None:  # and what killed ingests left
+        packs = [lake.relpath(p) for p in lake.fs.glob(lake.path("packs", "*")) if lake.fs.isdir(p)]
+        for folder in ["packs", *packs] + [f"tables/{t}" for t in table_names()]:
+            paths = storage.abandoned_temps(lake.fs, lake.path(folder))
+            paths = [p for p in paths if not any(p in ps for ps in found.values())]
+            if paths:
+                found[folder] = paths
+    return found
+
+
+def sweep_leftovers(lake: Lake, job: str | None = None) -> int:
+    from soclake import shards
+    removed = sum(shards.sweep(lake, name, fp, f"{folder}/shards") for name, fp, folder in job_folders(lake, job))
+    for folder, paths in leftovers(lake, job).items():
+        for path in paths:
+            if not folder.startswith("jobs/"):
+                lake.fs.rm(path)
+                removed += 1
+    return removed
 
 
 def repair(lake: Lake, problems: list[Problem]) -> list[str]:

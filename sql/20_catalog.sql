@@ -1,4 +1,10 @@
 -- Catalogue views: what the pool holds, per category and per source.
+
+-- LVIS frequency bucket of a category from the number of images it appears in (LVIS v1:
+-- rare 1-10, common 11-100, frequent > 100). Used by dataset statistics and by sampling.
+CREATE OR REPLACE MACRO lvis_frequency(images) AS
+    CASE WHEN images <= 10 THEN 'rare' WHEN images <= 100 THEN 'common' ELSE 'frequent' END;
+
 CREATE OR REPLACE VIEW category_counts AS
     SELECT c.category_id, c.name AS category,
            count(s.segment_id) AS segments,
@@ -13,7 +19,7 @@ CREATE OR REPLACE VIEW source_summary AS
     WITH seg AS (SELECT source, any_value(layout) AS layout, count(*) AS segments,
                         count(DISTINCT category_id) AS categories, sum(list_sum(list_transform(levels, lambda l: l.length))) AS pack_bytes
                  FROM segments GROUP BY source),
-         rej AS (SELECT source, count(*) AS rejects FROM rejects GROUP BY source),
+         rej AS (SELECT source, count(*) AS rejects FROM rejects WHERE stage != 'feedback' GROUP BY source),
          bg AS (SELECT source, count(*) AS backgrounds, sum(length) AS bg_bytes FROM backgrounds GROUP BY source)
     SELECT coalesce(seg.source, bg.source, rej.source) AS source, seg.layout,
            coalesce(seg.segments, 0) AS segments, coalesce(seg.categories, 0) AS categories,

@@ -75,8 +75,7 @@ CREATE OR REPLACE VIEW category_stats AS
            count(*) FILTER (WHERE area < 1024 * s2) AS small,
            count(*) FILTER (WHERE area >= 1024 * s2 AND area < 9216 * s2) AS medium,
            count(*) FILTER (WHERE area >= 9216 * s2) AS large,
-           CASE WHEN count(DISTINCT image_id) <= 10 THEN 'rare'
-                WHEN count(DISTINCT image_id) <= 100 THEN 'common' ELSE 'frequent' END AS lvis_frequency,
+           lvis_frequency(count(DISTINCT image_id)) AS lvis_frequency,
            avg(visible_fraction) AS mean_visible_fraction
     FROM inst JOIN categories c USING (category_id)
     GROUP BY ALL

@@ -110,3 +110,20 @@ CREATE OR REPLACE VIEW planned_vs_rendered AS
     SELECT fingerprint, category_id, planned, coalesce(rendered, 0) AS rendered, planned - coalesce(rendered, 0) AS lost
     FROM planned LEFT JOIN rendered USING (fingerprint, category_id)
     ORDER BY fingerprint, lost DESC, category_id;
+
+-- Per planned job and category: the share of planned object slots against the share the
+-- sampling strategy aimed for, the uniform-segment (SOC) and temperature shares, and the
+-- feedback AP it read. boost = planned share / temperature share (1: no shift).
+CREATE OR REPLACE VIEW sampling_shift AS
+    WITH planned AS (SELECT fingerprint, o.category_id, count(*) AS planned
+                     FROM (SELECT fingerprint, unnest(objects) AS o FROM plan)
+                     WHERE o.role = 'object' GROUP BY ALL)
+    SELECT w.job, w.fingerprint, w.category_id, c.name AS category, w.eligible, w.frequency,
+           w.feedback_ap, w.ap_used, coalesce(p.planned, 0) AS planned,
+           coalesce(p.planned, 0) / sum(coalesce(p.planned, 0)) OVER (PARTITION BY w.fingerprint) AS planned_share,
+           w.share AS target_share, w.uniform_share, w.temperature_share,
+           planned_share / w.temperature_share AS boost
+    FROM sampling_weights w
+    LEFT JOIN planned p USING (fingerprint, category_id)
+    JOIN categories c USING (category_id)
+    ORDER BY w.fingerprint, boost DESC, w.category_id;

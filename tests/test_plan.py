@@ -12,6 +12,7 @@ from soclake.plan.pool import CategoryCounts
 from conftest import job_spec
 
 LAYOUT_PARAMS = resolve({"job": {"name": "x"}})["layout"]
+SAMPLING_PARAMS = resolve({"job": {"name": "x"}})["sampling"]
 
 
 def counts_fixture(rng, n_cats=12):
@@ -28,11 +29,14 @@ def counts_fixture(rng, n_cats=12):
 def test_every_sampler_draws_only_eligible_segments(seed, strategy, single, lo, extra):
     rng = np.random.default_rng(seed)
     counts = counts_fixture(rng)
-    params = {"strategy": strategy, "temperature": 0.5, "objects": [lo, lo + extra],
-              "single_category": single, "quotas": {} if single else {"c3": 4}}
+    params = {**SAMPLING_PARAMS, "strategy": strategy, "feedback": "f", "objects": [lo, lo + extra],
+              "single_category": single, "quotas": {} if single else {"c3": 4}, "bucket_weights": {"r": 3.0}}
+    ap = np.where(rng.random(len(counts.n)) < 0.3, np.nan, rng.random(len(counts.n)))
+    ap[0] = rng.random()  # the feedback covers at least one category
+    ctx = sampling.Context(counts.category_id, ap, rng.choice(["rare", "common", "frequent"], len(counts.n)))
     k = sampling.objects_per_image(rng, 20, params)
     index = {f"c{i}": i for i in range(len(counts.n))}
-    d = sampling.draw(rng, counts, k, params, index)
+    d = sampling.draw(rng, counts, k, params, index, ctx)
     assert (d.rank >= 0).all() and (d.rank < counts.n[d.cat]).all()
     assert (np.diff(d.image) >= 0).all()
     per_image = np.bincount(d.image, minlength=20)
@@ -50,14 +54,16 @@ def test_every_sampler_draws_only_eligible_segments(seed, strategy, single, lo, 
 def test_strategies_shape_category_frequencies():
     counts = CategoryCounts(np.array([1, 2], np.int32), np.array([90, 10]), [np.array([90]), np.array([10])])
     freq = {}
+    ctx = sampling.Context(counts.category_id, np.array([0.9, 0.5]))
     for strategy in sampling.STRATEGIES:
         rng = np.random.default_rng(0)
-        params = {"strategy": strategy, "temperature": 0.5, "objects": [1, 1], "single_category": False, "quotas": {}}
-        d = sampling.draw(rng, counts, np.ones(20000, np.int64), params, {})
+        params = {**SAMPLING_PARAMS, "strategy": strategy, "temperature": 0.5, "objects": [1, 1], "feedback": "f"}
+        d = sampling.draw(rng, counts, np.ones(20000, np.int64), params, {}, ctx)
         freq[strategy] = (d.cat == 0).mean()
     assert freq["uniform_segments"] == pytest.approx(0.9, abs=0.01)
     assert freq["uniform_categories"] == pytest.approx(0.5, abs=0.015)
     assert freq["temperature"] == pytest.approx(3 / 4, abs=0.015)  # sqrt(90) : sqrt(10) = 3 : 1
+    assert freq["hardness"] == pytest.approx(3 * 0.1 / (3 * 0.1 + 0.5), abs=0.015)  # times 1 - AP
 
 
 def test_single_category_prefers_distinct_subcategories():
@@ -176,3 +182,16 @@ def test_replay_layout_places_objects_in_the_file_boxes(sample_lake):
     # the 320x240 file image is scaled to the 640x480 canvas
     o = plan[1]["objects"][0]
     assert 20 - 1 <= o["x"] and o["x"] + o["w"] <= 220 + 1 and 20 - 1 <= o["y"] and o["y"] + o["h"] <= 180 + 1
+
+
+def test_every_eligible_segment_can_be_drawn(sample_lake):
+    """n_c counts segments, not subcategories: ranks cover every eligible segment."""
+    spec = job_spec("plan-all", job={"images": 120, "shard_size": 60}, sampling={"objects": [5, 9]},
+                    layout={"kind": "grid"})
+    job = jobs.prepare(sample_lake, spec)
+    from soclake.plan import make_plan
+    plan, _ = make_plan(sample_lake, spec, job.fingerprint)
+    sample_lake.refresh()
+    drawn = {o["segment_id"] for r in plan.to_pylist() for o in r["objects"]}
+    eligible = {r[0] for r in sample_lake.con.execute("SELECT segment_id FROM filter_0").fetchall()}
+    assert drawn == eligible and len(eligible) == 48

@@ -1,12 +1,13 @@
 """The refexp stage (a soclake.stage): adds KEY.refexp.json (expressions, dense caption,
-per-segment captions, QA) to every sample and rows to the refexps table; the other members
-are copied unchanged."""
+per-segment captions, QA, and for variation jobs the group's variation QA) to every sample
+and rows to the refexps table; the other members are copied unchanged."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 
+from soclake.language import variation_qa
 from soclake.language.graph_backend import describe
 from soclake.language.scene import from_sample
 
@@ -35,7 +36,8 @@ def counts(params: dict) -> dict:
 def process(samples: list[tuple[str, dict]], params: dict, seed: int, context: dict):
     from soclake.stage import StageOutput
     out, rows, flagged = [], [], 0
-    graphs = [from_sample(json.loads(m["json"])) for _, m in samples]
+    infos = [json.loads(m["json"]) for _, m in samples]
+    graphs = [from_sample(info) for info in infos]
     docs = []
     for (key, _), graph in zip(samples, graphs):
         image_seed = int(np.random.SeedSequence([seed, int(key)]).generate_state(1)[0])
@@ -48,6 +50,10 @@ def process(samples: list[tuple[str, dict]], params: dict, seed: int, context: d
         from soclake.language.llm_backend import describe_batch
         for doc, answer in zip(docs, describe_batch(graphs, counts(params), params, params.get("cache_dir"))):
             doc.update(answer)
+    variation = variation_qa.by_key([(key, info, g) for (key, _), info, g in zip(samples, infos, graphs)])
+    for (key, _), info, doc in zip(samples, infos, docs):
+        if key in variation:
+            doc.update(variation=info["variation"], variation_qa=variation[key])
     for (key, members), graph, doc in zip(samples, graphs, docs):
         new = dict(members)
         new["refexp.json"] = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()

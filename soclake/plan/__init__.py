@@ -1,6 +1,7 @@
 """The planner: turns a job spec and the pool into the plan table, one row per image,
 before any pixel is rendered. DuckDB decides eligibility and counts; seeded numpy
 Generators decide every draw, so the same spec and pool always give the same plan.
+With [variations], each base row is followed by its one-factor variants (plan/variations.py).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pyarrow as pa
 from soclake.errors import SoclakeError
 from soclake.jobspec import JobSpec
 from soclake.lake import Lake
-from soclake.plan import layouts, pool, sampling
+from soclake.plan import layouts, pool, sampling, variations
 from soclake.schemas import to_table
 
 
@@ -22,6 +23,8 @@ class PlanSummary:
     objects: int
     categories: int
     short_images: int  # images where the layout placed fewer objects than drawn
+    variants: int = 0          # [variations]: variant rows among the images
+    variants_skipped: int = 0  # variants that could not be made (see variations.derive)
 
 
 def image_key(image_id: int) -> str:
@@ -33,6 +36,7 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     large jobs; every image draws from its own seed, so the plan is the same for any count."""
     job, samp, lay, render = spec["job"], spec["sampling"], spec["layout"], spec["render"]
     counts = pool.open_eligible(lake, spec)
+    ctx = pool.category_context(lake, spec, counts)
     rng = np.random.default_rng(np.random.SeedSequence([job["seed"], 0]))
     n_images = job["images"]
     templates = None
@@ -43,7 +47,7 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
         k = sampling.objects_per_image(rng, n_images, samp)
     names = dict(lake.con.execute("SELECT category_id, name FROM categories").fetchall())
     cat_index = {names[c]: i for i, c in enumerate(counts.category_id)}
-    draws = sampling.draw(rng, counts, k, samp, cat_index)
+    draws = sampling.draw(rng, counts, k, samp, cat_index, ctx)
     n_cat = counts.n[draws.cat]
     segs = pool.resolve(lake, counts.category_id[draws.cat], draws.rank, (draws.rank + 1) % n_cat).to_pydict()
     segs["category_id"] = counts.category_id[draws.cat].tolist()
@@ -55,47 +59,75 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     if backgrounds is not None and not backgrounds["background_id"]:
         raise SoclakeError("[render] background = \"pool\" but the lake has no backgrounds; "
                            "ingest some with `soclake ingest backgrounds DIR`")
+    candidates = variations.count_candidates(lake, counts, draws.cat, spec)
     bounds = np.searchsorted(draws.image, np.arange(n_images + 1))
     chunks = [(lo, min(lo + CHUNK, n_images)) for lo in range(0, n_images, CHUNK)]
-    tasks = (_chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, backgrounds, templates)
+    tasks = (_chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, backgrounds, templates, candidates)
              for lo, hi in chunks)
     from soclake import executors
-    rows, short = [], 0
-    for chunk_rows, chunk_short in executors.get("local").run(plan_chunk, tasks, workers if len(chunks) > 1 else 1):
+    rows, short, skipped = [], 0, 0
+    for chunk_rows, chunk_short, chunk_skipped in executors.get("local").run(plan_chunk, tasks,
+                                                                              workers if len(chunks) > 1 else 1):
         rows += chunk_rows
         short += chunk_short
+        skipped += chunk_skipped
     table = to_table("plan", rows)
     n_objects = sum(sum(o["role"] == "object" for o in r["objects"]) for r in rows)
-    return table, PlanSummary(n_images, n_objects, len(set(segs["category_id"])), short)
+    return table, PlanSummary(len(rows), n_objects, len(set(segs["category_id"])), short,
+                              sum(r.get("factor") is not None for r in rows), skipped)
+
+
+def sampling_weights(lake: Lake, spec: JobSpec, fingerprint: str) -> pa.Table:
+    """The sampling_weights rows of a job: per eligible category, what the strategy knew and
+    the share it aims for, beside the uniform-segment and temperature shares."""
+    samp = spec["sampling"]
+    counts = pool.open_eligible(lake, spec)
+    ctx = pool.category_context(lake, spec, counts)
+    w = sampling.category_weights(counts, samp, ctx)
+    n = counts.n.astype(np.float64)
+    nt = n ** samp["temperature"]
+    used = sampling.ap_used(ctx, samp) if samp["strategy"] == "hardness" else None
+    rows = [{"job": spec.name, "fingerprint": fingerprint, "category_id": int(c), "eligible": int(counts.n[i]),
+             "frequency": str(ctx.frequency[i]), "share": float(w[i] / w.sum()), "weight": float(w[i]),
+             "feedback_ap": None if ctx.ap is None or np.isnan(ctx.ap[i]) else float(ctx.ap[i]),
+             "ap_used": None if used is None else float(used[i]),
+             "uniform_share": float(n[i] / n.sum()), "temperature_share": float(nt[i] / nt.sum())}
+            for i, c in enumerate(counts.category_id)]
+    return to_table("sampling_weights", rows)
 
 
 CHUNK = 2000  # images per planning task
 
 
-def _chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, backgrounds, templates) -> dict:
+def _chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, backgrounds, templates, candidates) -> dict:
     a, b = int(bounds[lo]), int(bounds[hi])
+    chunk_segs = {k: v[a:b] for k, v in segs.items()}
     return {"spec": spec, "fingerprint": fingerprint, "lo": lo, "hi": hi, "offsets": (bounds[lo:hi + 1] - a).tolist(),
-            "segs": {k: v[a:b] for k, v in segs.items()}, "distractors": distractors, "backgrounds": backgrounds,
-            "templates": templates}
+            "segs": chunk_segs, "distractors": distractors, "backgrounds": backgrounds, "templates": templates,
+            "candidates": {c: candidates[c] for c in set(chunk_segs["category_id"]) if c in candidates}}
 
 
-def plan_chunk(task: dict) -> tuple[list[dict], int]:
-    """Plan images [lo, hi): a pure function of the task (each image has its own seed)."""
+def plan_chunk(task: dict) -> tuple[list[dict], int, int]:
+    """Plan base images [lo, hi) and their variants: a pure function of the task (each image
+    has its own seed). Returns the rows, short images and variants that could not be made."""
     spec, lay = task["spec"], task["spec"]["layout"]
     templates, off = task["templates"], task["offsets"]
-    rows, short = [], 0
+    rows, short, skipped = [], 0, 0
     for j, i in enumerate(range(task["lo"], task["hi"])):
         img_rng = np.random.default_rng(np.random.SeedSequence([spec["job"]["seed"], 1, i]))
         ctx = {"width": lay["width"], "height": lay["height"],
                "template": templates[i % len(templates)] if templates else None}
-        row = _plan_image(img_rng, i, range(off[j], off[j + 1]), task["segs"], task["distractors"],
-                          task["backgrounds"], spec, ctx)
+        row = _plan_image(img_rng, variations.image_id(spec, i, 0), variations.shard_of(spec, i),
+                          range(off[j], off[j + 1]), task["segs"], task["distractors"], task["backgrounds"], spec, ctx)
         short += row.pop("_short")
-        rows.append({"job": spec.name, "fingerprint": task["fingerprint"], **row})
-    return rows, short
+        group, group_skipped = variations.derive(row, i, spec, task["candidates"])
+        skipped += group_skipped
+        rows += [{"job": spec.name, "fingerprint": task["fingerprint"], **r, "key": image_key(r["image_id"])}
+                 for r in group]
+    return rows, short, skipped
 
 
-def _plan_image(rng, image_id: int, slots: range, segs: dict, distractors: dict | None,
+def _plan_image(rng, image_id: int, shard: int, slots: range, segs: dict, distractors: dict | None,
                 backgrounds: dict | None, spec: JobSpec, ctx: dict) -> dict:
     samp, lay = spec["sampling"], spec["layout"]
     items = [dict(segment_id=segs["segment_id"][s], fallback_id=segs["fallback_id"][s],
@@ -121,8 +153,9 @@ def _plan_image(rng, image_id: int, slots: range, segs: dict, distractors: dict 
         background_id = backgrounds["background_id"][b]
         crop = cover_crop(rng, backgrounds["width"][b], backgrounds["height"][b], ctx["width"], ctx["height"])
         pastes = _decoys(rng, items, backgrounds, spec, ctx) + pastes
+    _number(pastes)
     short = int(sum(1 for it, ok in zip(items, placement.placed) if it["role"] == "object" and not ok) > 0)
-    return {"image_id": image_id, "key": image_key(image_id), "shard": image_id // spec["job"]["shard_size"],
+    return {"image_id": image_id, "key": image_key(image_id), "shard": shard,
             "seed": int(rng.integers(0, 2 ** 62)), "width": ctx["width"], "height": ctx["height"],
             "background_id": background_id, "background_crop": crop, "objects": pastes, "_short": short}
 
@@ -135,6 +168,16 @@ def _paste(rng, it: dict, box, spec: JobSpec) -> dict:
             "angle": float(rng.uniform(-lay["rotate"], lay["rotate"])) if lay["rotate"] else 0.0,
             "blend": render["blend"][int(rng.integers(len(render["blend"])))],
             "source_box": None, "source_background_id": None}
+
+
+def _number(pastes: list[dict]) -> None:
+    """Keys that stay with each paste in every variant of the image: its render seed (its
+    position here) and, for labelled objects, its panoptic id (1, 2, ... bottom to top)."""
+    label = 0
+    for i, p in enumerate(pastes):
+        label += p["role"] == "object"
+        p["panoptic_id"] = label if p["role"] == "object" else 0
+        p["seed"] = i
 
 
 def cover_crop(rng, bw: int, bh: int, W: int, H: int) -> list[int]:

@@ -56,14 +56,17 @@ class Occupancy:
         return (slice(min(max(int(round(y / c)), 0), gy), min(max(int(round((y + h) / c)), 0), gy)),
                 slice(min(max(int(round(x / c)), 0), gx), min(max(int(round((x + w) / c)), 0), gx)))
 
-    def fits(self, box, min_visible: float) -> tuple[bool, np.ndarray, int]:
+    def fits(self, box, min_visible: float, floor: np.ndarray | None = None) -> tuple[bool, np.ndarray, int]:
+        """Whether a box on top keeps every box below at least min_visible visible (or, with
+        `floor`, at least floor[i] cells shown); also the shown counts and cells it would take."""
         region = self.top[self._slice(box)]
         total_self = max(box[2] * box[3] / self.cell ** 2, 1e-9)
         if region.size < min_visible * total_self:
             return False, self.shown, region.size
         covered = np.bincount(region.ravel(), minlength=self.n + 1)[1:self.n + 1]
         shown = self.shown[:self.n] - covered
-        return bool((shown >= min_visible * self.total[:self.n]).all()), shown, region.size
+        need = min_visible * self.total[:self.n] if floor is None else floor
+        return bool((shown >= need).all()), shown, region.size
 
     def add(self, box, shown: np.ndarray, size: int) -> int:
         idx = self.n

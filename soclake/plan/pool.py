@@ -3,6 +3,7 @@ resolved from (category, rank) draws back to segment rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -11,6 +12,9 @@ from soclake import sqlfiles
 from soclake.errors import SoclakeError
 from soclake.jobspec import JobSpec
 from soclake.lake import Lake
+
+if TYPE_CHECKING:
+    from soclake.plan.sampling import Context
 
 
 @dataclass
@@ -65,6 +69,20 @@ def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
                            "loosen [pool] or ingest more segments")
     return CategoryCounts(np.array([r[0] for r in rows], np.int32), np.array([r[1] for r in rows], np.int64),
                           [np.array(r[2], np.int64) for r in rows])
+
+
+def category_context(lake: Lake, spec: JobSpec, counts: CategoryCounts) -> Context:
+    """The sampling Context of the eligible categories (after open_eligible): LVIS frequency
+    buckets, and the AP of the spec's feedback (NaN where it has none)."""
+    from soclake.plan.sampling import Context  # at call time: sampling imports this module
+    name = spec["sampling"]["feedback"]
+    if name:
+        from soclake.feedback import check_name
+        check_name(lake, name)
+    rows = lake.con.execute(sqlfiles.query("category_context"), {"feedback": name}).fetchall()
+    assert [r[0] for r in rows] == counts.category_id.tolist(), "context rows align with the counts"
+    ap = np.array([np.nan if r[2] is None else r[2] for r in rows], np.float64) if name else None
+    return Context(counts.category_id, ap, np.array([r[1] for r in rows]))
 
 
 def resolve(lake: Lake, category_id: np.ndarray, rank: np.ndarray, fallback_rank: np.ndarray) -> pa.Table:

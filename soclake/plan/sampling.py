@@ -1,8 +1,10 @@
 """Sampling strategies: which (category, rank) each object slot of each image gets.
 
-A strategy maps eligible counts per category to category weights; drawing is shared and
-vectorised over the whole job with one seeded numpy Generator, so a plan is a pure function
-of (counts, seed, spec) and never depends on worker count or SQL thread scheduling.
+A strategy maps eligible counts per category (and a Context: lake category ids, feedback AP,
+LVIS frequency buckets, computed by the planner in SQL) to category weights; drawing is
+shared and vectorised over the whole job with one seeded numpy Generator, so a plan is a
+pure function of (counts, context, seed, spec) and never depends on worker count or SQL
+thread scheduling.
 """
 from __future__ import annotations
 
@@ -14,13 +16,61 @@ import numpy as np
 from soclake.errors import SoclakeError
 from soclake.plan.pool import CategoryCounts
 
-Weights = Callable[[np.ndarray, dict], np.ndarray]
+
+@dataclass(frozen=True)
+class Context:
+    """What a strategy may know besides the counts, aligned with CategoryCounts."""
+    category_id: np.ndarray
+    ap: np.ndarray | None = None         # feedback AP per category, NaN where the feedback has none
+    frequency: np.ndarray | None = None  # LVIS frequency bucket per category: 'rare', 'common', 'frequent'
+
+
+Weights = Callable[[np.ndarray, dict, Context], np.ndarray]
+
+
+def ap_used(ctx: Context, sampling: dict) -> np.ndarray:
+    """The feedback AP with categories it does not cover set to [sampling] missing: the mean,
+    min or max AP of the covered eligible categories, or a given number."""
+    if ctx.ap is None:
+        raise SoclakeError("strategy \"hardness\" needs [sampling] feedback")
+    known = ~np.isnan(ctx.ap)
+    if not known.any():
+        raise SoclakeError(f"feedback {sampling.get('feedback')!r} covers none of the job's {len(ctx.ap)} eligible "
+                           "categories; load feedback that names them, or widen [pool]")
+    missing = sampling["missing"]
+    fill = missing if isinstance(missing, (int, float)) else {"mean": np.mean, "min": np.min, "max": np.max}[missing](ctx.ap[known])
+    return np.where(known, ctx.ap, fill)
+
+
+def hardness(n: np.ndarray, p: dict, ctx: Context) -> np.ndarray:
+    """weight_c = n_c^t * max(floor, 1 - AP_c)^gamma (t = temperature): hard categories (low AP)
+    are drawn more, n_c^t keeps the pool's size in play, the floor keeps solved ones alive."""
+    return n.astype(np.float64) ** p["temperature"] * np.maximum(p["floor"], 1.0 - ap_used(ctx, p)) ** p["gamma"]
+
 
 STRATEGIES: dict[str, Weights] = {
-    "uniform_segments": lambda n, p: n.astype(np.float64),          # SOC: every segment equally likely
-    "uniform_categories": lambda n, p: np.ones(len(n), np.float64),
-    "temperature": lambda n, p: n.astype(np.float64) ** p["temperature"],
+    "uniform_segments": lambda n, p, ctx: n.astype(np.float64),          # SOC: every segment equally likely
+    "uniform_categories": lambda n, p, ctx: np.ones(len(n), np.float64),
+    "temperature": lambda n, p, ctx: n.astype(np.float64) ** p["temperature"],
+    "hardness": hardness,
 }
+
+
+def category_weights(counts: CategoryCounts, sampling: dict, ctx: Context | None = None) -> np.ndarray:
+    """The strategy's weights times [sampling] bucket_weights of each category's LVIS bucket."""
+    ctx = ctx or Context(counts.category_id)
+    w = STRATEGIES[sampling["strategy"]](counts.n, sampling, ctx)
+    buckets = {k[0]: v for k, v in sampling.get("bucket_weights", {}).items()}
+    if buckets:
+        if ctx.frequency is None:
+            raise SoclakeError("[sampling] bucket_weights need the categories' LVIS frequency buckets")
+        w = w * np.array([buckets.get(f[0], 1.0) for f in ctx.frequency])
+    return w
+
+
+def category_probabilities(counts: CategoryCounts, sampling: dict, ctx: Context | None = None) -> np.ndarray:
+    w = category_weights(counts, sampling, ctx)
+    return w / w.sum()
 
 
 @dataclass
@@ -31,22 +81,17 @@ class Draws:
     rank: np.ndarray   # rank of the segment within its category
 
 
-def category_probabilities(counts: CategoryCounts, sampling: dict) -> np.ndarray:
-    w = STRATEGIES[sampling["strategy"]](counts.n, sampling)
-    return w / w.sum()
-
-
 def objects_per_image(rng: np.random.Generator, n_images: int, sampling: dict) -> np.ndarray:
     lo, hi = sampling["objects"]
     return rng.integers(lo, hi + 1, n_images)
 
 
 def draw(rng: np.random.Generator, counts: CategoryCounts, k: np.ndarray, sampling: dict,
-         category_index: dict[str, int]) -> Draws:
+         category_index: dict[str, int], ctx: Context | None = None) -> Draws:
     """Draw categories and ranks for k[i] objects in image i."""
     if sampling["single_category"]:
-        return _draw_single_category(rng, counts, k, sampling)
-    p = category_probabilities(counts, sampling)
+        return _draw_single_category(rng, counts, k, sampling, ctx)
+    p = category_probabilities(counts, sampling, ctx)
     image = np.repeat(np.arange(len(k), dtype=np.int64), k)
     cat = rng.choice(len(p), size=len(image), p=p)
     _place_quotas(rng, cat, sampling["quotas"], category_index)
@@ -87,13 +132,13 @@ def _redraw_duplicates(rng, image, cat, rank, n, passes: int = 8) -> None:
         rank[dup] = (rng.random(int(dup.sum())) * n[cat[dup]]).astype(np.int64)
 
 
-def _draw_single_category(rng, counts: CategoryCounts, k: np.ndarray, sampling: dict) -> Draws:
+def _draw_single_category(rng, counts: CategoryCounts, k: np.ndarray, sampling: dict, ctx: Context | None) -> Draws:
     lo = sampling["objects"][0]
     ok = counts.n >= lo
     if not ok.any():
         raise SoclakeError(f"single-category mode needs a category with at least {lo} eligible segments "
                            f"([sampling] objects min); the largest has {int(counts.n.max())}")
-    p = category_probabilities(counts, sampling) * ok
+    p = category_probabilities(counts, sampling, ctx) * ok
     p /= p.sum()
     cats = rng.choice(len(p), size=len(k), p=p)
     images, cat_out, ranks = [], [], []

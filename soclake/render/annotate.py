@@ -8,27 +8,27 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 
-def owner_dtype(n_objects: int) -> type:
-    return np.uint8 if n_objects < 256 else np.int32
+def owner_dtype(max_label: int) -> type:
+    return np.uint8 if max_label < 256 else np.int32
 
 
-def panoptic_ids(owner: np.ndarray, n_objects: int, min_area: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Renumber owner labels (1..n, 0 = void) to consecutive panoptic ids, voiding objects
-    with fewer than min_area visible pixels. Returns (pan map, id per object, visible area)."""
+def panoptic_ids(owner: np.ndarray, labels: np.ndarray, min_area: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Visible area of each object label (its panoptic id, stable across variants of an image)
+    and the pan map with objects of fewer than min_area visible pixels voided. Returns (pan
+    map, id per object: its label, or 0 if voided, visible area per object)."""
+    top = int(labels.max()) if len(labels) else 0
     if owner.dtype == np.uint8:
-        area = cv2.calcHist([owner], [0], None, [256], [0, 256]).ravel().astype(np.int64)[1:n_objects + 1]
+        hist = cv2.calcHist([owner], [0], None, [256], [0, 256]).ravel().astype(np.int64)
     else:
-        area = np.bincount(owner.ravel(), minlength=n_objects + 1)[1:]
+        hist = np.bincount(owner.ravel(), minlength=top + 1)
+    area = hist[labels]
     keep = area >= min_area
-    ids = np.zeros(n_objects + 1, owner.dtype)
-    ids[1:][keep] = np.arange(1, int(keep.sum()) + 1)
+    ids = np.where(keep, labels, 0).astype(owner.dtype)
     if keep.all():
-        return owner, ids[1:], area  # labels are already 1..n in paste order
-    if owner.dtype == np.uint8:
-        lut = np.zeros(256, np.uint8)
-        lut[:n_objects + 1] = ids
-        return cv2.LUT(owner, lut), ids[1:], area
-    return ids[owner], ids[1:], area
+        return owner, ids, area
+    lut = np.arange(256 if owner.dtype == np.uint8 else top + 1).astype(owner.dtype)
+    lut[labels[~keep]] = 0
+    return (cv2.LUT(owner, lut) if owner.dtype == np.uint8 else lut[owner]), ids, area
 
 
 def encode_pan_bgr(pan: np.ndarray) -> np.ndarray:

@@ -1,6 +1,9 @@
 """The renderer: a pure function of one plan row and the pool's bytes. It composites the
 pastes bottom to top on a premultiplied float canvas, tracks the owner of every pixel, and
 derives every annotation from the final pixels. Same inputs, same bytes.
+
+Each paste draws its randomness from its own seed and keeps its panoptic id, so a variant
+that removes or adds one object renders every other object exactly as its base does.
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ class Canvas:
     """Premultiplied RGB (0..255) and alpha (0..1) in float32, the owner map, and the
     optional soft foreground (union of labelled objects)."""
 
-    def __init__(self, width: int, height: int, background: np.ndarray | None, n_objects: int, fg: bool):
+    def __init__(self, width: int, height: int, background: np.ndarray | None, max_label: int, fg: bool):
         self.w, self.h = width, height
         if background is None:
             self.rgb = np.zeros((height, width, 3), np.float32)
@@ -44,7 +47,7 @@ class Canvas:
         else:
             self.rgb = background.astype(np.float32)
             self.alpha = np.ones((height, width), np.float32)
-        self.owner = np.zeros((height, width), annotate.owner_dtype(n_objects))
+        self.owner = np.zeros((height, width), annotate.owner_dtype(max_label))
         self.fg = np.zeros((height, width), np.float32) if fg else None
 
     def clip(self, x: int, y: int, w: int, h: int):
@@ -134,7 +137,6 @@ def _poisson(canvas: Canvas, prem: np.ndarray, a8: np.ndarray, x: int, y: int) -
 def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, dict], read: Reader,
                  options: dict, provenance: dict) -> Rendered:
     W, H = plan["width"], plan["height"]
-    rng = np.random.default_rng(plan["seed"])
     bg_cache: dict[str, np.ndarray] = {}
 
     def background(bid: str) -> np.ndarray:
@@ -144,11 +146,11 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
         return bg_cache[bid]
 
     base = _cover(background(plan["background_id"]), plan["background_crop"], W, H) if plan["background_id"] else None
-    n_labelled = sum(p["role"] == "object" for p in plan["objects"])
-    canvas = Canvas(W, H, base, n_labelled, options["fg_mask"])
+    keys = object_keys(plan["objects"])
+    canvas = Canvas(W, H, base, max((label for _, label in keys), default=0), options["fg_mask"])
     objects: list[dict] = []   # labelled pastes, in layer order
     failures: list[dict] = []
-    for paste in plan["objects"]:
+    for paste, (seed, label) in zip(plan["objects"], keys):
         patch, used, replaced_from = _load_patch(paste, segments, read, failures, background)
         if patch is None:
             continue
@@ -157,7 +159,7 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
             patch, dx, dy = _rotate(patch, paste["angle"])
             x, y = x - dx, y - dy
         mode = paste["blend"]
-        prem, a8, pad = BLENDS[mode](patch, rng, options)
+        prem, a8, pad = BLENDS[mode](patch, np.random.default_rng([plan["seed"], seed]), options)
         x, y = x - pad, y - pad
         if mode == "poisson":
             cloned = _poisson(canvas, patch, a8, x, y)
@@ -166,13 +168,24 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
             else:
                 prem = cloned
         labelled = paste["role"] == "object"
-        label = len(objects) + 1 if labelled else 0
         canvas.paste(prem, a8, x, y, label, labelled)
         if labelled:
-            objects.append({"paste": paste, "segment_id": used, "replaced": replaced_from, "blend": mode,
+            objects.append({"paste": paste, "label": label, "segment_id": used, "replaced": replaced_from, "blend": mode,
                             "full_area": int(np.count_nonzero(a8 >= imaging.MASK_THRESHOLD)),
                             "box": (max(x, 0), max(y, 0), min(x + a8.shape[1], W), min(y + a8.shape[0], H))})
     return _finish(plan, canvas, objects, failures, segments, options, provenance)
+
+
+def object_keys(pastes: list[dict]) -> list[tuple[int, int]]:
+    """(seed, panoptic id) of each paste; plans written before these were stored get their
+    positions (seed = index, ids 1, 2, ... over labelled objects)."""
+    keys, label = [], 0
+    for i, p in enumerate(pastes):
+        label += p["role"] == "object"
+        seed = p.get("seed")
+        pid = p.get("panoptic_id")
+        keys.append((i if seed is None else seed, 0 if p["role"] != "object" else label if pid is None else pid))
+    return keys
 
 
 def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, background):
@@ -202,7 +215,8 @@ def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, backg
 def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, segments: dict, options: dict,
             provenance: dict) -> Rendered:
     W, H = canvas.w, canvas.h
-    pan, ids, area = annotate.panoptic_ids(canvas.owner, len(objects), options["min_visible_area"])
+    labels = np.array([o["label"] for o in objects], np.int64)
+    pan, ids, area = annotate.panoptic_ids(canvas.owner, labels, options["min_visible_area"])
     scratch = np.zeros((H, W), np.uint8, order="F")
     instances = []
     for layer, (obj, pid) in enumerate(zip(objects, ids)):
@@ -226,6 +240,10 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, seg
             "background_id": plan["background_id"], "instances": instances,
             "dropped": int(len(objects) - len(instances)), "failed_reads": failures, **provenance,
             "seed": plan["seed"]}
+    if plan.get("base_id") is not None:
+        info["variation"] = {"base_id": plan["base_id"], "base_key": f"{plan['base_id']:09d}", "factor": plan["factor"],
+                             "value": plan["factor_value"], "target_id": plan["target_id"],
+                             "added_ids": list(plan["added_ids"] or [])}
     members["json"] = json.dumps(info, sort_keys=True, separators=(",", ":")).encode()
     members = {k: members[k] for k in sorted(members, key=_member_order)}
     return Rendered(members, info, instances, dropped=info["dropped"],
