@@ -58,6 +58,11 @@ CASES = {
     "short scale": (HEAD.replace("height = 64\n", "height = 64\nscale = [0.5]\n"), r"a list of 2 values"),
     "negative scale": (HEAD.replace("height = 64\n", "height = 64\nscale = [-1.0, 0.5]\n"), r"out of range"),
     "huge tries": (HEAD.replace("height = 64\n", "height = 64\ntries = 1000000000\n"), r"tries = .* is out of range"),
+    "inf bucket weight": (HEAD + "[sampling]\nbucket_weights = {r = inf}\n", r"positive numbers, each finite"),
+    "nan missing AP": (HEAD + '[sampling]\nstrategy = "hardness"\nfeedback = "f"\nmissing = nan\n', r"finite number"),
+    "huge variant count": (HEAD + '[variations]\nfactors = ["count"]\ncount = [1000000000]\n', r"count = .* out of range"),
+    "huge plan of variants": ('[job]\nname = "h"\nimages = 10000000\n[sampling]\nobjects = [1, 5]\n[variations]\n'
+                              'factors = ["size"]\nsize = [0.5, 0.6, 0.7, 0.8, 0.9]\n', r"images \(with variants\)"),
     "bad name": ('[job]\nname = "../../evil"\n', r"name of letters, digits"),
     "not toml": ('[job\nname = "h"\n', r"is not valid TOML"),
     "relight nan": ('[job]\nname = "r"\ninput = "x"\n[relight]\ntemperature = [nan, 5000.0]\n', r"finite numbers"),
