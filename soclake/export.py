@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from soclake.errors import SoclakeError
 from soclake.lake import Lake
+from soclake.shards import member_problem
 
 FORMATS = ("coco", "panoptic", "odvg")
 SPLITS = ("train", "val", "test", "all")
@@ -68,7 +69,8 @@ def _select_images(lake: Lake, fp: str, split: str, val: float, test: float, str
 
 
 def _copy_json_array(lake: Lake, query: str, params: dict, path: str) -> None:
-    lake.con.execute(f"COPY ({query}) TO '{path.replace(chr(39), chr(39) * 2)}' (FORMAT json, ARRAY true)", params)
+    from soclake.sqlfiles import sql_string
+    lake.con.execute(f"COPY ({query}) TO {sql_string(path)} (FORMAT json, ARRAY true)", params)
 
 
 def _splice(out, path: str) -> None:
@@ -213,6 +215,9 @@ def export_odvg_refexp(lake: Lake, job: str, fp: str, out: str) -> tuple[list[st
             with lake.fs.open(lake.path(shard), "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
                 sample: dict = {}
                 for m in tar:
+                    if member_problem(m):
+                        _skipped(shard, m)
+                        continue
                     key, _, ext = m.name.partition(".")
                     if sample.get("key") != key:
                         n += _write_refexp_records(f, sample)
@@ -252,18 +257,40 @@ def extract_members(lake: Lake, fp: str, targets: dict[str, str], rename=lambda 
     for shard in shards:
         with lake.fs.open(lake.path(shard), "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
             for m in tar:
+                if member_problem(m):
+                    _skipped(shard, m)
+                    continue
                 key, _, ext = m.name.partition(".")
-                if key not in keys or not m.isfile():
+                if key not in keys:
                     continue
                 composite = ext.split(".")[-1] in ("jpg", "png", "webp") and not ext.startswith(("pan.", "fg."))
                 folder = targets.get(ext) or (targets.get("*") if composite else None)
                 if folder is None:
                     continue
                 name = rename(key, ext) if ext in targets else f"{key}.{ext}"
-                with open(os.path.join(folder, name), "wb") as f:
-                    shutil.copyfileobj(tar.extractfile(m), f)
+                _write_inside(folder, name, tar.extractfile(m))
                 n += 1
     return n
+
+
+def _skipped(shard: str, m: tarfile.TarInfo) -> None:
+    print(f"warning: {shard}: skipped member {m.name[:200]!r} ({member_problem(m)})", file=sys.stderr)
+
+
+def _write_inside(folder: str, name: str, data) -> None:
+    """Write a file named `name` directly in `folder` through a temporary file and a rename, so
+    a symlink already sitting at the name is replaced, never followed."""
+    if os.path.basename(name) != name or name in ("", ".", ".."):
+        raise SoclakeError(f"refusing to write {name!r} outside {folder}")
+    fd, tmp = tempfile.mkstemp(prefix=".export-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            shutil.copyfileobj(data, f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; exports are ordinary files
+        os.replace(tmp, os.path.join(folder, name))
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def export(lake: Lake, job: str, fmt: str, out: str, split: str = "all", images: bool = False,

@@ -83,7 +83,7 @@ def _inputs_digest(spec: JobSpec) -> str:
         if value:
             path = spec.path(value)
             if not os.path.isfile(path):
-                raise SoclakeError(f"[{key[0]}] {key[1]} = {value!r}: file {path} does not exist")
+                raise SoclakeError(f"[{key[0]}] {key[1]} = {value!r}: {path} does not exist or is not a file")
             with open(path, "rb") as f:
                 h.update(hashlib.sha256(f.read()).digest())
     return h.hexdigest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -72,8 +73,8 @@ def _check(section: str, key: str, rule: dict, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
     elif kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad("a finite number")
         value = float(value)
     elif kind == "bool":
         if not isinstance(value, bool):
@@ -92,29 +93,36 @@ def _check(section: str, key: str, rule: dict, value: Any, where: str) -> Any:
             raise bad("[min, max] integers with min <= max")
     elif kind.startswith("list["):
         item = {"string": str, "float": (int, float), "int": int}[kind[5:-1]]
-        if not isinstance(value, list) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
-            raise bad(f"a list of {kind[5:-1]}")
+        if not isinstance(value, list) or not all(isinstance(v, item) and not isinstance(v, bool) for v in value) \
+                or kind == "list[float]" and not all(math.isfinite(v) for v in value):
+            raise bad(f"a list of {'finite numbers' if kind == 'list[float]' else kind[5:-1]}")
+        if "length" in rule and len(value) != rule["length"]:
+            raise bad(f"a list of {rule['length']} values")
         value = [float(v) for v in value] if kind == "list[float]" else list(value)
     elif kind == "table[int]":
-        if not isinstance(value, dict) or not all(isinstance(v, int) and v >= 0 for v in value.values()):
+        if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                  for v in value.values()):
             raise bad("a table of non-negative integers")
     elif kind == "table[float]":
         if not isinstance(value, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-                                                  for v in value.values()):
-            raise bad("a table of positive numbers")
+                                                  and math.isfinite(v) for v in value.values()):
+            raise bad("a table of positive numbers, each finite")
         value = {k: float(v) for k, v in value.items()}
     elif kind == "choice|float":
         if isinstance(value, str):
             if value not in rule["choices"]:
                 raise bad(f"one of {rule['choices']} or a number")
             return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad(f"one of {rule['choices']} or a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad(f"one of {rule['choices']} or a finite number")
         value = float(value)
     lo, hi = rule.get("min"), rule.get("max")
-    for v in (value if kind == "range" else [value] if kind in ("int", "float", "choice|float") else []):
+    checked = value if kind in ("range", "list[int]", "list[float]") else \
+        [value] if kind in ("int", "float", "choice|float") else []
+    for v in checked:
         if lo is not None and v < lo or hi is not None and v > hi:
-            raise SoclakeError(f"{label} = {value!r} is out of range [{lo}, {hi}]")
+            bounds = f"[{lo}, {hi}]" if lo is not None and hi is not None else f">= {lo}" if lo is not None else f"<= {hi}"
+            raise SoclakeError(f"{label} = {value!r} is out of range (each value must be {bounds})")
     return value
 
 
@@ -158,9 +166,33 @@ def _check_combinations(v: dict, where: str) -> None:
         raise SoclakeError(f"{where}: [sampling] decoys need [render] background = \"pool\"")
     if v["layout"]["kind"] == "replay" and not v["layout"]["annotations"]:
         raise SoclakeError(f"{where}: [layout] kind = \"replay\" needs annotations = \"FILE.json\"")
+    if v["layout"]["scale"][0] > v["layout"]["scale"][1]:
+        raise SoclakeError(f"{where}: [layout] scale must be [low, high] with low <= high")
     _check_sampling(v["sampling"], where)
     from soclake.plan import variations
     variations.check(v, where)
+    _check_plan_size(v, where)
+
+
+MAX_PLANNED_PASTES = 200_000_000
+"""A plan holds one entry per paste; above this a job is split into several jobs."""
+
+
+def _check_plan_size(v: dict, where: str) -> None:
+    """Huge jobs and quotas are refused before the planner allocates anything for them."""
+    from soclake.plan import variations
+    samp = v["sampling"]
+    added = max(v["variations"]["count"], default=0) if "count" in v["variations"]["factors"] else 0
+    per_image = samp["objects"][1] + samp["distractors"][1] + samp["decoys"][1] + added
+    images = v["job"]["images"] * (1 + len(variations.variants(v)))
+    if images * per_image > MAX_PLANNED_PASTES:
+        raise SoclakeError(f"{where}: {images} images (with variants) x up to {per_image} pastes each exceeds "
+                           f"{MAX_PLANNED_PASTES:,} planned pastes; split it into several jobs")
+    wanted = sum(samp["quotas"].values())
+    if wanted > v["job"]["images"] * samp["objects"][1]:
+        raise SoclakeError(f"{where}: [sampling] quotas ask for {wanted} instances but the job has room for at most "
+                           f"{v['job']['images'] * samp['objects'][1]}; raise [job] images or [sampling] objects, "
+                           "or lower the quotas")
 
 
 BUCKETS = {"r": "r", "rare": "r", "c": "c", "common": "c", "f": "f", "frequent": "f"}

@@ -20,6 +20,7 @@ from soclake import storage
 from soclake.errors import NoLockWarning, SoclakeError
 from soclake.resources import data_dir
 from soclake.schemas import table_names, table_schema
+from soclake.sqlfiles import sql_string
 
 MARKER = "soclake.json"
 LAKE_FORMAT = 1
@@ -141,8 +142,9 @@ class Lake:
             con.register_filesystem(self.fs)
         for table in table_names():
             if self.table_parts(table):
-                glob = self.uri_of(storage.join(self.table_dir(table), "*.parquet")).replace("'", "''")
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{glob}', union_by_name=true)")
+                glob = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet")))
+                # a view takes no parameters: the table name is from the schema files, the path a quoted literal
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({glob}, union_by_name=true)")
             else:
                 con.register(f"_empty_{table}", table_schema(table).empty_table())
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")

@@ -15,7 +15,7 @@ import io
 import posixpath
 import re
 import tarfile
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -40,13 +40,36 @@ def tar_bytes(samples: Iterable[tuple[str, dict[str, bytes]]]) -> bytes:
     return buf.getvalue()
 
 
-def read_samples(data: bytes) -> list[tuple[str, dict[str, bytes]]]:
-    """Samples of a shard's bytes: (key, {extension: bytes}) in order. Only plain files at the
-    top level count (a member path with '/' or a hidden name is skipped, never followed)."""
+def member_problem(m: tarfile.TarInfo) -> str | None:
+    """Why a tar member is not a sample member, or None. Only regular files named KEY.EXT at
+    the top level count: links, devices, folders, paths with '/' or '\\' ('../evil', '/abs')
+    and hidden names are never read, followed or written anywhere."""
+    if not m.isreg():
+        kind = ("a symlink" if m.issym() else "a hard link" if m.islnk() else "a device or FIFO"
+                if m.isdev() else "a folder" if m.isdir() else "not a regular file")
+        return kind
+    name = m.name
+    if "/" in name or "\\" in name or "\x00" in name:
+        return "a path, not a plain file name"
+    if name.startswith(".") or "." not in name:
+        return "not named KEY.EXT"
+    return None
+
+
+Skip = Callable[[str, str], None]
+"""Handler of skipped members: called with (member name, why)."""
+
+
+def read_samples(data: bytes, on_skip: Skip | None = None) -> list[tuple[str, dict[str, bytes]]]:
+    """Samples of a shard's bytes: (key, {extension: bytes}) in order. Members that are not
+    plain top-level files (see member_problem) are skipped and reported to `on_skip`."""
     samples: list[tuple[str, dict[str, bytes]]] = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         for m in tar:
-            if not m.isfile() or "/" in m.name or m.name.startswith("."):
+            problem = member_problem(m)
+            if problem:
+                if on_skip:
+                    on_skip(m.name, problem)
                 continue
             key, _, ext = m.name.partition(".")
             if not samples or samples[-1][0] != key:

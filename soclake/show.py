@@ -1,9 +1,12 @@
-"""`soclake show`: draw one sample's composite with its masks, boxes and labels, for a person."""
+"""`soclake show`: draw one sample's composite with its masks, boxes and labels, for a person.
+It reads one shard and writes only the output PNG; a sample it cannot draw is an error that
+names the shard and the key."""
 from __future__ import annotations
 
 import io
 import json
 import os
+import sys
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -13,9 +16,18 @@ from soclake.errors import SoclakeError
 
 def read_sample(shard: str | io.BytesIO, key: str | None) -> tuple[str, dict[str, bytes]]:
     """Members of the sample `key` (default: the first) of a shard, by extension."""
+    import tarfile
+
     from soclake.shards import read_samples
     data = shard.getvalue() if isinstance(shard, io.BytesIO) else open(shard, "rb").read()
-    samples = dict(read_samples(data))
+
+    def skipped(name: str, why: str) -> None:
+        print(f"warning: skipped member {name[:200]!r} of the shard ({why})", file=sys.stderr)
+
+    try:
+        samples = dict(read_samples(data, skipped))
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise SoclakeError(f"the shard is not a readable tar ({e}); check it with `soclake verify`") from None
     key = key if key is not None else next(iter(samples), None)
     if key not in samples:
         raise SoclakeError(f"no sample with key {key!r} in the shard")
@@ -40,14 +52,19 @@ def palette(i: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(60, 256, 3))
 
 
+def _decode(blob: bytes) -> Image.Image:
+    from soclake.imaging import open_image
+    return open_image(blob)  # refuses decompression bombs before decoding
+
+
 def render_overview(members: dict[str, bytes]) -> Image.Image:
     info = json.loads(members["json"])
     comp_ext = info["file_name"].split(".", 1)[1]
-    comp = Image.open(io.BytesIO(members[comp_ext])).convert("RGBA")
+    comp = _decode(members[comp_ext]).convert("RGBA")
     if comp_ext.startswith("rgba"):  # show transparent composites on a checkerboard
         board = np.indices((comp.height, comp.width)).sum(0) // 16 % 2 * 60 + 150
         comp = Image.alpha_composite(Image.fromarray(np.dstack([board] * 3 + [np.full_like(board, 255)]).astype(np.uint8)), comp)
-    pan = np.asarray(Image.open(io.BytesIO(members["pan.png"])).convert("RGB")).astype(np.int64)
+    pan = np.asarray(_decode(members["pan.png"]).convert("RGB")).astype(np.int64)
     pid = pan[..., 0] + 256 * pan[..., 1] + 65536 * pan[..., 2]
     overlay = np.zeros((comp.height, comp.width, 4), np.uint8)
     for inst in info["instances"]:
@@ -67,6 +84,12 @@ def render_overview(members: dict[str, bytes]) -> Image.Image:
 def show(target: str, out: str, lake_uri: str | None = None, key: str | None = None,
          fingerprint: str | None = None) -> str:
     shard = target if target.endswith(".tar") and os.path.isfile(target) else _shard_of_job(lake_uri, target, key, fingerprint)
-    _, members = read_sample(shard, key)
-    render_overview(members).save(out)
+    key, members = read_sample(shard, key)
+    try:
+        image = render_overview(members)
+    except Exception as e:  # a sample of another shape or a broken member: say which, never a traceback
+        where = target if isinstance(shard, str) else f"job {target}"
+        raise SoclakeError(f"sample {key} of {where} cannot be drawn ({type(e).__name__}: {str(e)[:200]}); "
+                           "is it a soclake compose shard? check it with `soclake verify --deep`") from None
+    image.save(out)
     return out

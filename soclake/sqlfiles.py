@@ -1,7 +1,9 @@
-"""Parameterised queries kept in sql/queries/*.sql, loaded by name.
+"""Parameterised queries kept in sql/queries/*.sql, loaded by name, and the one way to put a
+string into SQL text where DuckDB takes no parameter (file paths of COPY TO and of views).
 
-Values travel as DuckDB parameters; only checked identifiers (view names) and the job
-spec's own SQL predicate are substituted into the text.
+Values travel as DuckDB parameters; only checked identifiers (view names), quoted literals
+(sql_string) and the job spec's own SQL predicate (one predicate, checked by the planner)
+are substituted into the text.
 """
 from __future__ import annotations
 
@@ -13,6 +15,12 @@ from soclake.resources import data_dir
 @lru_cache(maxsize=None)
 def _text(name: str) -> str:
     return (data_dir("sql") / "queries" / f"{name}.sql").read_text()
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal: for the few places DuckDB takes no parameter (COPY ... TO, a view's
+    read_parquet path)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def query(name: str, **substitutions: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import io
 import json
 import math
 import tarfile
@@ -69,6 +68,20 @@ def load_index(source: str, job: str | None = None, storage_options: dict | None
     return base, index
 
 
+def _check_index(index: dict, source: str) -> None:
+    """Shard URLs of an index are paths inside the lake: an index naming '../x', '/etc/x' or
+    another host must not make a reader fetch from outside the lake."""
+    if not (isinstance(index, dict) and isinstance(index.get("job"), str) and isinstance(index.get("shards"), list)
+            and all(isinstance(s, dict) and isinstance(s.get("samples"), int) for s in index["shards"])):
+        raise SoclakeError(f"shard index of {source} is malformed (it needs job and shards with url and samples); "
+                           "rerun the job to rewrite it")
+    for url in (s.get("url") for s in index["shards"]):
+        if not isinstance(url, str) or not url or url.startswith(("/", "\\")) or "://" in url or "\\" in url \
+                or ".." in url.split("/") or "\x00" in url:
+            raise SoclakeError(f"shard index of {source} lists {str(url)[:200]!r}, which is not a path inside the "
+                               "lake; the index is damaged or hostile: rerun the job to rewrite it")
+
+
 # ---------------------------------------------------------------------------- epoch layout
 @dataclass(frozen=True)
 class Piece:
@@ -118,16 +131,19 @@ def slot_pieces(counts: list[int], order: np.ndarray, slot: int, slots: int, pad
 class Stats:
     samples: int = 0
     bad_shards: int = 0
+    bad_samples: int = 0       # samples whose members do not decode (skipped, or raised)
+    skipped_members: int = 0   # tar members that are not plain sample files (links, '../x', devices)
     errors: list[str] = field(default_factory=list)
 
 
-def read_shard(data: bytes, sha256: str | None) -> list[dict]:
-    """Samples of a shard (members grouped by key, in order); raises ValueError when corrupt."""
+def read_shard(data: bytes, sha256: str | None, on_skip=None) -> list[dict]:
+    """Samples of a shard (members grouped by key, in order); raises ValueError when corrupt.
+    Members that are not plain sample files are skipped and reported to `on_skip(name, why)`."""
     if sha256 and hashlib.sha256(data).hexdigest() != sha256:
         raise ValueError("sha256 mismatch")
     from soclake.shards import read_samples
     try:
-        samples = [{"__key__": key, **members} for key, members in read_samples(data)]
+        samples = [{"__key__": key, **members} for key, members in read_samples(data, on_skip)]
     except (tarfile.TarError, EOFError, OSError) as e:
         raise ValueError(f"unreadable tar ({e})") from None
     for s in samples:
@@ -148,10 +164,10 @@ def decode_sample(sample: dict, task: str, resize: tuple[int, int] | None = None
     for segmentation, expressions (text + target boxes) for grounding."""
     if task == "raw":
         return sample
-    from PIL import Image
+    from soclake.imaging import open_image
     info = json.loads(sample["json"])
     comp = next(k for k in sample if k.endswith(("jpg", "png", "webp")) and not k.startswith(("pan.", "fg.")))
-    image = np.asarray(Image.open(io.BytesIO(sample[comp])).convert("RGB"))
+    image = np.asarray(open_image(sample[comp]).convert("RGB"))  # bombs are refused before decoding
     insts = info["instances"]
     boxes = np.array([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in (i["bbox"] for i in insts)], np.float32).reshape(-1, 4)
     out = {"__key__": sample["__key__"], "image": image, "boxes": boxes,
@@ -215,6 +231,7 @@ class Stream:
             raise SoclakeError(f"rank {rank} is outside world size {world_size}")
         self.storage_options = storage_options
         self.base, self.index = load_index(source, job, storage_options)
+        _check_index(self.index, source)
         self.job = self.index["job"]
         self.counts = [s["samples"] for s in self.index["shards"]]
         self.split, self.task, self.rank, self.world_size = split, task, rank, world_size
@@ -248,7 +265,10 @@ class Stream:
                 meta = self.index["shards"][piece.shard]
                 try:
                     data = fetch(self._url(piece.shard), self.storage_options)
-                    cache = (piece.shard, read_shard(data, meta["sha256"] if self.verify else None))
+                    skipped: list[str] = []
+                    cache = (piece.shard, read_shard(data, meta["sha256"] if self.verify else None,
+                                                     lambda name, why: skipped.append(f"{name[:100]!r} ({why})")))
+                    self._skipped_members(piece.shard, skipped)
                 except (ValueError, OSError) as e:
                     self._bad(piece.shard, e)
                     cache = (piece.shard, [])
@@ -264,6 +284,22 @@ class Stream:
         self.stats.bad_shards += 1
         self.stats.errors.append(msg)
         warnings.warn(f"skipping bad {msg}", stacklevel=2)
+
+    def _skipped_members(self, shard: int, skipped: list[str]) -> None:
+        """Members that are not sample files are never read; counted and reported once per shard."""
+        if skipped:
+            self.stats.skipped_members += len(skipped)
+            msg = f"shard {self._url(shard)}: skipped {len(skipped)} member(s) that are not sample files: {skipped[0]}"
+            self.stats.errors.append(msg)
+            warnings.warn(msg, stacklevel=3)
+
+    def _bad_sample(self, sample: dict, error: Exception) -> None:
+        msg = f"sample {sample.get('__key__')!r} of job {self.job}: {type(error).__name__}: {str(error)[:200]}"
+        if self.handler == "raise":
+            raise SoclakeError(f"{msg}; check the job with `soclake verify --deep`") from None
+        self.stats.bad_samples += 1
+        self.stats.errors.append(msg)
+        warnings.warn(f"skipping bad {msg}", stacklevel=3)
 
     def _shuffled(self, samples: Iterator[dict], worker: int) -> Iterator[dict]:
         if not self.shuffle or self.buffer <= 1:
@@ -286,8 +322,13 @@ class Stream:
         first `skip` (already consumed before a resume; skipped before decoding)."""
         for i, s in enumerate(self._shuffled(self._samples(worker, workers), worker)):
             if i >= skip:
+                try:
+                    out = decode_sample(s, self.task, self.resize)
+                except Exception as e:  # one undecodable sample must not end a training epoch
+                    self._bad_sample(s, e)
+                    continue
                 self.stats.samples += 1
-                yield decode_sample(s, self.task, self.resize)
+                yield out
 
     def __iter__(self) -> Iterator[dict]:
         return self.iter_worker(0, 1)

@@ -96,7 +96,8 @@ def test_a_dead_worker_is_retried(tmp_path, ray_cluster, actor):
     outs = list(executors.run_tasks("ray", die_once, range(4), retries=1, actor=actor))
     assert sorted((o.task, o.value, o.error) for o in outs) == [(0, 0, None), (1, 10, None), (2, 20, None),
                                                                (3, 30, None)]
-    assert {o.task: o.attempts for o in outs} == {0: 1, 1: 1, 2: 2, 3: 1}
+    attempts = {o.task: o.attempts for o in outs}
+    assert attempts[2] == 2 and max(attempts.values()) == 2  # tasks queued on a dying actor retry too
 
     outs = list(executors.run_tasks("ray", die_once, [5], retries=0, actor=actor))
     assert outs[0].error is None  # the marker exists now: no death

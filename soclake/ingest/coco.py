@@ -23,7 +23,7 @@ from pycocotools import mask as mask_utils
 from soclake import imaging
 from soclake.errors import RejectedItem, SoclakeError
 from soclake.ingest.engine import Cutout, IngestOptions, Task, check_category, check_relpath
-from soclake.ingest.files import read_file
+from soclake.ingest.files import Utf8Marked, has_bad_text, read_file
 
 KIND = "segments"
 
@@ -60,6 +60,8 @@ def _check_annotation(ann: object) -> dict | None:
     bbox = [_number(v, "bbox value") for v in bbox]
     if bbox[2] < 0 or bbox[3] < 0:
         raise RejectedItem("bad_annotation", f"bbox has a negative size: {bbox}")
+    if bbox[2] == 0 or bbox[3] == 0:
+        raise RejectedItem("bad_annotation", f"bbox has zero size: {bbox}; drop the annotation or fix its box")
     seg = ann["segmentation"]
     if not (isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg)) and \
             not (isinstance(seg, dict) and "counts" in seg and "size" in seg):
@@ -116,33 +118,43 @@ def _stage(path: str, tmp: str, quote_nonfinite: bool = False) -> tuple[dict, di
     images, categories = {}, {}
 
     def reader(f):
-        return _NonFiniteAsStrings(f) if quote_nonfinite else f
+        return _NonFiniteAsStrings(Utf8Marked(f)) if quote_nonfinite else Utf8Marked(f)
 
     writer = None
     try:
         with open(path, "rb") as f:
             for img in ijson.items(reader(f), "images.item", use_float=True):
                 try:
-                    images[int(img["id"])] = (check_relpath(img["file_name"], "file_name"),
-                                              int(img.get("width", 0)), int(img.get("height", 0)))
-                except (KeyError, TypeError, ValueError):
-                    rejects.append((f"{name}#image", "bad_image_entry", f"image entry {str(img)[:120]} "
-                                    "lacks an integer id or a file_name"))
+                    if has_bad_text(img):
+                        raise ValueError("not UTF-8")
+                    image_id = int(img["id"])
+                    entry = (check_relpath(img["file_name"], "file_name"), int(img.get("width", 0)),
+                             int(img.get("height", 0)))
+                    _define(images, image_id, entry, f"{name}#image={image_id}", "image", rejects)
+                except (KeyError, TypeError, ValueError, OverflowError):
+                    rejects.append((f"{name}#image", "bad_image_entry", f"image entry {_show(img)} lacks an integer "
+                                    "id, a file_name or integer sizes, or is not UTF-8"))
                 except RejectedItem as r:
                     rejects.append((f"{name}#image={img.get('id')}", r.reason, r.detail))
         with open(path, "rb") as f:
             for cat in ijson.items(reader(f), "categories.item", use_float=True):
                 try:
-                    categories[int(cat["id"])] = str(cat["name"])
-                except (KeyError, TypeError, ValueError):
-                    rejects.append((f"{name}#category", "bad_category", f"category {str(cat)[:120]} lacks id/name"))
+                    if not isinstance(cat["name"], str) or has_bad_text(cat):
+                        raise TypeError("name")
+                    cat_id = int(cat["id"])
+                    _define(categories, cat_id, cat["name"], f"{name}#category={cat_id}", "category", rejects)
+                except (KeyError, TypeError, ValueError, OverflowError):
+                    rejects.append((f"{name}#category", "bad_category", f"category {_show(cat)} lacks an integer id "
+                                    "or a UTF-8 string name"))
         writer = pq.ParquetWriter(tmp, ANN_SCHEMA)
         seen: set[int] = set()
         rows: list[dict] = []
         with open(path, "rb") as f:
             for ann in ijson.items(reader(f), "annotations.item", use_float=True):
-                uri = f"{name}#ann={ann.get('id') if isinstance(ann, dict) else '?'}"
+                uri = f"{name}#ann={_show(ann.get('id'), 40) if isinstance(ann, dict) else '?'}"
                 try:
+                    if has_bad_text(ann):
+                        raise RejectedItem("bad_annotation", "the annotation holds bytes that are not UTF-8")
                     row = _check_annotation(ann)
                 except RejectedItem as r:
                     rejects.append((uri, r.reason, r.detail))
@@ -152,9 +164,9 @@ def _stage(path: str, tmp: str, quote_nonfinite: bool = False) -> tuple[dict, di
                 if row["ann_id"] in seen:
                     rejects.append((uri, "duplicate_id", "annotation id appears twice; ids must be unique"))
                     continue
-                if row["image_id"] not in images or row["category_id"] not in categories:
+                if images.get(row["image_id"]) is None or categories.get(row["category_id"]) is None:
                     rejects.append((uri, "dangling_reference", f"image_id {row['image_id']} or category_id "
-                                    f"{row['category_id']} is not defined in the file"))
+                                    f"{row['category_id']} is not defined in the file, or defined more than once"))
                     continue
                 seen.add(row["ann_id"])
                 rows.append(row)
@@ -172,6 +184,23 @@ def _stage(path: str, tmp: str, quote_nonfinite: bool = False) -> tuple[dict, di
         if writer is not None and getattr(writer, "is_open", False):
             writer.close()
     return images, categories, rejects
+
+
+def _define(table: dict, key: int, value, uri: str, what: str, rejects: list) -> None:
+    """Record an image or category; an id defined twice is ambiguous: every entry with it is
+    rejected, and it stays in `table` as None so that its annotations are rejected too."""
+    detail = f"{what} id {key} is defined more than once; ids must be unique"
+    if key in table:
+        if table[key] is not None:
+            rejects.append((uri, "duplicate_id", detail))
+        rejects.append((uri, "duplicate_id", detail))
+        table[key] = None
+        return
+    table[key] = value
+
+
+def _show(value: object, limit: int = 120) -> str:
+    return str(value)[:limit]
 
 
 def scan(source: str, options: IngestOptions) -> Iterator[Task]:
@@ -263,9 +292,28 @@ def _checked_rle(segmentation: dict, height: int, width: int) -> dict:
     return {"size": [h, w], "counts": counts.encode()}
 
 
+def _check_polygons(polygons: list, height: int, width: int) -> None:
+    """Polygon coordinates must lie within one image size of the image: pycocotools rasterises
+    every edge point by point (memory grows with the coordinates) and overflows on huge ones."""
+    margin = max(height, width)
+    for poly in polygons:
+        xs, ys = np.asarray(poly[0::2], np.float64), np.asarray(poly[1::2], np.float64)
+        if len(poly) % 2 or xs.min() < -margin or ys.min() < -margin or xs.max() > width + margin \
+                or ys.max() > height + margin:
+            raise RejectedItem("bad_annotation", f"polygon has an odd number of coordinates or points far outside "
+                               f"the {width}x{height} image; fix its coordinates")
+
+
+def _check_bbox(bbox: list[float], height: int, width: int) -> None:
+    x, y, w, h = bbox
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise RejectedItem("bad_annotation", f"bbox {bbox} lies outside the {width}x{height} image; fix it")
+
+
 def instance_mask(segmentation: object, height: int, width: int) -> np.ndarray:
     """Binary HxW uint8 mask of a COCO polygon list or RLE (compressed or not)."""
     if isinstance(segmentation, list):
+        _check_polygons(segmentation, height, width)
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     else:
         rle = _checked_rle(segmentation, height, width)
@@ -283,6 +331,7 @@ def load(task: Task, options: IngestOptions) -> Iterator[Cutout | RejectedItem]:
         uri = f"{task.uri}#ann={ann['ann_id']}"
         try:
             category = check_category(ann["category"], uri)
+            _check_bbox(ann["bbox"], h, w)
             mask = instance_mask(json.loads(ann["segmentation"]), h, w)
             box = imaging.alpha_box(mask)
             if box is None:

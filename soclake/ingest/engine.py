@@ -83,6 +83,8 @@ class IngestSummary:
 
 # ---------------------------------------------------------------------------- names
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_PATH_CHARS, MAX_PART_BYTES = 4096, 255
 
 
 def canonical_category(name: str) -> str:
@@ -93,9 +95,10 @@ def canonical_category(name: str) -> str:
 def check_category(name: Any, uri: str) -> str:
     if not isinstance(name, str) or not canonical_category(name):
         raise RejectedItem("bad_category", f"{uri}: category name {name!r} is empty")
-    if _BAD_NAME.search(name) or ".." in name.split("/") or len(name) > 256:
-        raise RejectedItem("bad_category", f"{uri}: category name {name[:60]!r} has path separators, "
-                           "control characters or is over 256 characters; rename it")
+    # category names are data, never paths or SQL text: quotes, slashes and unicode are fine
+    if _CONTROL.search(name) or len(name) > 256:
+        raise RejectedItem("bad_category", f"{uri}: category name {name[:60]!r} has control characters "
+                           "or is over 256 characters; rename it")
     return name.strip()  # canonicalised when ids are assigned; the spelling is kept as a synonym
 
 
@@ -105,6 +108,9 @@ def check_relpath(name: Any, what: str) -> str:
             or ".." in name.split("/") or re.match(r"^[A-Za-z]:", name):
         raise RejectedItem("unsafe_path", f"{what} {str(name)[:80]!r} is empty, absolute or leaves its "
                            "folder (`..`); use a plain relative file name")
+    if len(name) > MAX_PATH_CHARS or any(len(p.encode("utf-8", "replace")) > MAX_PART_BYTES for p in name.split("/")):
+        raise RejectedItem("unsafe_path", f"{what} {name[:80]!r}... is {len(name)} characters, longer than a "
+                           f"file system allows ({MAX_PART_BYTES} bytes per name); shorten it")
     return name
 
 
@@ -279,24 +285,27 @@ def _skip_known(lake: Lake, kind: str, source: str, tasks: Iterable[Task], summa
     if not parts[kind] and not parts["rejects"]:
         yield from tasks
         return
+    known_sql, params = [], {"source": source}
+    if parts[kind]:
+        known_sql.append("SELECT split_part(source_uri, '#', 1) AS uri FROM read_parquet($items) WHERE source = $source")
+        params["items"] = parts[kind]
+    if parts["rejects"] and not retry_rejects:
+        # full uris (metadata entries "file.json#key") and item parts (COCO images "x.jpg#ann=3")
+        known_sql.append("SELECT source_uri AS uri FROM read_parquet($rejects) WHERE source = $source UNION ALL "
+                         "SELECT split_part(source_uri, '#', 1) FROM read_parquet($rejects) WHERE source = $source")
+        params["rejects"] = parts["rejects"]
+    if not known_sql:  # only rejects so far, and they are to be retried
+        yield from tasks
+        return
     con = duckdb.connect()
     if not storage.is_local(lake.fs):
         con.register_filesystem(lake.fs)
-    known_sql = []
-    if parts[kind]:
-        known_sql.append(f"SELECT split_part(source_uri, '#', 1) AS uri FROM read_parquet({parts[kind]!r}) "
-                         "WHERE source = $source")
-    if parts["rejects"] and not retry_rejects:
-        # full uris (metadata entries "file.json#key") and item parts (COCO images "x.jpg#ann=3")
-        rejects = f"read_parquet({parts['rejects']!r})"
-        known_sql.append(f"SELECT source_uri AS uri FROM {rejects} WHERE source = $source UNION ALL "
-                         f"SELECT split_part(source_uri, '#', 1) FROM {rejects} WHERE source = $source")
     buf: list[Task] = []
 
     def drain() -> Iterator[Task]:
         con.register("_uris", pa.table({"uri": [t.uri for t in buf]}))
         sql = f"SELECT uri FROM _uris WHERE uri IN ({' UNION ALL '.join(known_sql)})"
-        known = {r[0] for r in con.execute(sql, {"source": source}).fetchall()}
+        known = {r[0] for r in con.execute(sql, params).fetchall()}
         for t in buf:
             if t.uri in known:
                 summary.skipped += 1

@@ -202,18 +202,27 @@ def replay_templates(path: str, width: int, height: int) -> list[list[tuple[floa
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
-        images = {im["id"]: (im["width"], im["height"]) for im in doc["images"]}
+        images = {im["id"]: (float(im["width"]), float(im["height"])) for im in doc["images"]}
+        images = {i: wh for i, wh in images.items() if all(math.isfinite(v) and v > 0 for v in wh)}
         boxes: dict[int, list] = {i: [] for i in sorted(images)}
         for a in doc["annotations"]:
             if not a.get("iscrowd", 0) and a["image_id"] in images:
                 x, y, w, h = (float(v) for v in a["bbox"])
                 if w > 0 and h > 0 and all(map(math.isfinite, (x, y, w, h))):
                     iw, ih = images[a["image_id"]]
-                    sx, sy = width / iw, height / ih
-                    boxes[a["image_id"]].append((x * sx, y * sy, w * sx, h * sy))
-    except (OSError, ValueError, KeyError, TypeError) as e:
+                    box = _clip_box(x * width / iw, y * height / ih, w * width / iw, h * height / ih, width, height)
+                    if box:
+                        boxes[a["image_id"]].append(box)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise SoclakeError(f"[layout] annotations {path}: cannot read COCO boxes ({type(e).__name__}: {e})") from None
     templates = [b for b in boxes.values() if b]
     if not templates:
         raise SoclakeError(f"[layout] annotations {path} has no usable boxes")
     return templates
+
+
+def _clip_box(x: float, y: float, w: float, h: float, W: int, H: int) -> tuple[float, float, float, float] | None:
+    """A box cut to the canvas (None when nothing of it is on the canvas or it is under a pixel):
+    a template box far outside the image must not become a huge paste."""
+    x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(W)), min(y + h, float(H))
+    return (x0, y0, x1 - x0, y1 - y0) if x1 - x0 >= 1 and y1 - y0 >= 1 else None

@@ -39,6 +39,15 @@ def read_vocab(spec: JobSpec) -> list[str]:
     return names
 
 
+def _one_statement(lake: Lake, sql: str, where: str) -> str:
+    """The spec's predicate is SQL text inside the view definition: it must not close it and
+    start other statements (a COPY ... TO would write files anywhere)."""
+    if len(lake.con.extract_statements(sql)) != 1:
+        raise SoclakeError(f"[pool] where = {where[:200]!r} must be one predicate over segments, e.g. "
+                           "\"alpha_fraction > 0.3\"; it may not end the statement or start another")
+    return sql
+
+
 def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
     """Define the _eligible view on the lake's connection and count it per category."""
     pool = spec["pool"]
@@ -47,7 +56,7 @@ def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
     lake.con.register("_job_sources", pa.table({"name": pa.array(pool["sources"], pa.string())}))
     lake.con.register("_job_vocab", pa.table({"name": pa.array(read_vocab(spec), pa.string())}))
     try:
-        lake.con.execute(sqlfiles.query("eligible", filter=view, where=where))
+        lake.con.execute(_one_statement(lake, sqlfiles.query("eligible", filter=view, where=where), pool["where"]))
         rows = lake.con.execute(sqlfiles.query("category_counts")).fetchall()
     except Exception as e:
         import duckdb

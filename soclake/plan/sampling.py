@@ -105,15 +105,16 @@ def _place_quotas(rng: np.random.Generator, cat: np.ndarray, quotas: dict[str, i
     if not quotas:
         return
     from soclake.ingest.engine import canonical_category
-    wanted = []
-    for name, q in sorted(quotas.items()):
-        idx = category_index.get(canonical_category(name))
-        if idx is None:
+    names = sorted(quotas)
+    idx = [category_index.get(canonical_category(name)) for name in names]
+    for name, i in zip(names, idx):
+        if i is None:
             raise SoclakeError(f"[sampling] quotas: category {name!r} has no eligible segment in this pool")
-        wanted += [idx] * q
-    if len(wanted) > len(cat):
-        raise SoclakeError(f"[sampling] quotas ask for {len(wanted)} instances but the job plans only {len(cat)} "
+    total = sum(quotas.values())
+    if total > len(cat):  # checked before anything of that size is allocated
+        raise SoclakeError(f"[sampling] quotas ask for {total} instances but the job plans only {len(cat)} "
                            "objects; raise [job] images or [sampling] objects, or lower the quotas")
+    wanted = np.repeat(np.array(idx, np.int64), [quotas[n] for n in names])
     slots = rng.permutation(len(cat))[:len(wanted)]
     cat[slots] = wanted
 
