@@ -158,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
 
+    p = sub.add_parser("shards-from-coco", help="convert a COCO instances dataset to WebDataset shards",
+                       description="Write OUT/shards/*.tar in the compose sample layout (original image bytes, "
+                       "KEY.json with instances, RLE masks) and OUT/index.json, so soclake.stream.Stream(OUT) and "
+                       "mixes read it. Bad entries are skipped and listed in OUT/skipped.jsonl.")
+    p.add_argument("annotations", help="COCO instances JSON")
+    p.add_argument("images", help="folder the JSON's file_names are relative to")
+    p.add_argument("--out", required=True, help="output folder (nothing else is written)")
+    p.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
+    p.add_argument("--name", help="dataset name in the index and samples (default: the --out folder name)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
     p = sub.add_parser("sample-pool", help="write the built-in sample pool (SOC layout + backgrounds)")
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
@@ -323,6 +334,13 @@ def cmd_feedback(args) -> int:
     return 0
 
 
+def cmd_shards_from_coco(args) -> int:
+    from soclake.coco_shards import shards_from_coco
+    summary = shards_from_coco(args.annotations, args.images, args.out, args.shard_size, args.name, args.progress)
+    print(summary.describe())
+    return 0
+
+
 def cmd_verify(args) -> int:
     from soclake.lake import Lake
     from soclake.verify import leftovers, repair, sweep_leftovers, verify
@@ -345,7 +363,8 @@ def cmd_verify(args) -> int:
     return 1 if problems else 0
 
 
-COMMANDS = {"feedback": cmd_feedback, "verify": cmd_verify, "audit": cmd_audit, "serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool}
+COMMANDS = {"feedback": cmd_feedback, "verify": cmd_verify, "audit": cmd_audit, "serve": cmd_serve, "export": cmd_export, "stats": cmd_stats, "plan": cmd_plan, "run": cmd_run, "jobs": cmd_jobs, "show": cmd_show, "ingest": cmd_ingest, "sql": cmd_sql, "info": cmd_info, "sample-pool": cmd_sample_pool,
+            "shards-from-coco": cmd_shards_from_coco}
 
 
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}

@@ -6,7 +6,8 @@ shard with its sample count, size and sha256, so nothing lists a bucket. An epoc
 are laid out in a seeded shard order and cut into rank x worker slots of equal size (padding
 repeats, flagged `__padded__`, unless pad=False); each worker reads only the shards that
 overlap its slot, shuffles through a seeded buffer, then decodes. Plain Python; the torch
-wrapper at the bottom imports torch lazily.
+wrapper at the bottom imports torch lazily. Mixing several streams at fixed proportions lives in
+soclake.mix (Mix and load_mix are importable from here too).
 """
 from __future__ import annotations
 
@@ -55,16 +56,26 @@ def fetch(url: str, storage_options: dict | None = None) -> bytes:
 
 
 def load_index(source: str, job: str | None = None, storage_options: dict | None = None) -> tuple[str, dict]:
-    """(base URL, index) of a job: SOURCE is a lake root (with job) or an index.json URL."""
+    """(base URL, index) of a shard set. SOURCE is a lake root (with job), a lake's index.json
+    URL, or a standalone folder / its index.json (`soclake shards-from-coco` writes those: its
+    index says `"relative_to": "index"`, so shard URLs resolve against the index's folder)."""
     source = source.rstrip("/")
-    url = source if source.endswith(".json") else f"{source}/jobs/{job}/index.json"
-    if not source.endswith(".json") and not job:
-        raise SoclakeError("streaming from a lake root needs the job name")
+    if source.endswith(".json"):
+        url = source
+    elif job:
+        url = f"{source}/jobs/{job}/index.json"
+    else:
+        url = f"{source}/index.json"
     try:
         index = json.loads(fetch(url, storage_options))
     except (OSError, ValueError) as e:
-        raise SoclakeError(f"cannot read shard index {url}: {e}; run the job (`soclake run`) to write it") from None
-    base = source.rsplit("/jobs/", 1)[0] if source.endswith(".json") else source
+        fix = ("streaming from a lake root needs the job name" if not job and not source.endswith(".json")
+               else "run the job (`soclake run`) to write it")
+        raise SoclakeError(f"cannot read shard index {url}: {e}; {fix}") from None
+    if index.get("relative_to") == "index":
+        base = url.rsplit("/", 1)[0]
+    else:
+        base = source.rsplit("/jobs/", 1)[0] if source.endswith(".json") else source
     return base, index
 
 
@@ -159,9 +170,12 @@ def split_of(job: str, image_id: int, val: float, test: float) -> str:
 
 
 # ---------------------------------------------------------------------------- decoding
-def decode_sample(sample: dict, task: str, resize: tuple[int, int] | None = None) -> dict:
+def decode_sample(sample: dict, task: str, resize: tuple[int, int] | None = None,
+                  labels: dict[str, int] | None = None) -> dict:
     """Numpy arrays for a task: image (H, W, 3), boxes (N, 4) xyxy, labels (N,), masks (N, H, W)
-    for segmentation, expressions (text + target boxes) for grounding."""
+    for segmentation, expressions (text + target boxes) for grounding. With `labels` (canonical
+    category name -> id, see label_map) the labels come from the instances' category names
+    instead of their category_id (a shared label space for mixed sources)."""
     if task == "raw":
         return sample
     from soclake.imaging import open_image
@@ -170,8 +184,9 @@ def decode_sample(sample: dict, task: str, resize: tuple[int, int] | None = None
     image = np.asarray(open_image(sample[comp]).convert("RGB"))  # bombs are refused before decoding
     insts = info["instances"]
     boxes = np.array([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in (i["bbox"] for i in insts)], np.float32).reshape(-1, 4)
-    out = {"__key__": sample["__key__"], "image": image, "boxes": boxes,
-           "labels": np.array([i["category_id"] for i in insts], np.int64)}
+    ids = [i["category_id"] for i in insts] if labels is None else [_label(labels, i["category"], sample)
+                                                                       for i in insts]
+    out = {"__key__": sample["__key__"], "image": image, "boxes": boxes, "labels": np.array(ids, np.int64)}
     if task == "segmentation":
         from pycocotools import mask as mask_utils
         rles = [{"size": i["segmentation"]["size"], "counts": i["segmentation"]["counts"]} for i in insts]
@@ -183,6 +198,29 @@ def decode_sample(sample: dict, task: str, resize: tuple[int, int] | None = None
         out = _resize(out, resize)
     out["__padded__"] = sample.get("__padded__", False)
     return out
+
+
+def label_map(categories: list[str] | dict[str, int]) -> dict[str, int]:
+    """Canonical category name -> label: a list gives positions (0-based; put a placeholder
+    such as "__background__" first for 1-based labels), a dict gives its own ids."""
+    from soclake.ingest.engine import canonical_category
+    pairs = categories.items() if isinstance(categories, dict) else ((n, i) for i, n in enumerate(categories))
+    out: dict[str, int] = {}
+    for name, label in pairs:
+        key = canonical_category(name)
+        if key in out and out[key] != label:
+            raise SoclakeError(f"categories: {name!r} appears twice (as {key!r}); list each category once")
+        out[key] = int(label)
+    return out
+
+
+def _label(labels: dict[str, int], name: str, sample: dict) -> int:
+    from soclake.ingest.engine import canonical_category
+    try:
+        return labels[canonical_category(name)]
+    except KeyError:
+        raise SoclakeError(f"sample {sample.get('__source__', '')}/{sample['__key__']}: category {name!r} is not "
+                           "in the mix's categories; add it to `categories`") from None
 
 
 def _expressions(sample: dict, insts: list[dict], boxes: np.ndarray) -> list[dict]:
@@ -256,8 +294,24 @@ class Stream:
     def _url(self, shard: int) -> str:
         return f"{self.base}/{self.index['shards'][shard]['url']}"
 
-    def _samples(self, worker: int, workers: int) -> Iterator[dict]:
-        order = shard_order(len(self.counts), self.seed, self.epoch, self.shuffle)
+    def slot_length(self, slots: int, shortest: bool = False) -> int:
+        """Samples one of `slots` (world_size x workers) slots gets per epoch, before the split
+        filter (padded slots are all the longest; unpadded ones differ by at most one)."""
+        total = sum(self.counts)
+        return total // slots if shortest and not self.pad else math.ceil(total / slots)
+
+    def split_share(self) -> float:
+        """Expected share of samples the split filter keeps."""
+        return {"all": 1.0, "val": self.val, "test": self.test}.get(self.split, 1.0 - self.val - self.test)
+
+    def worker_lengths(self, workers: int) -> list[int]:
+        """Samples each of this rank's workers yields this epoch (reads the shards when a split
+        filter makes the count data-dependent; used to rebuild a DataLoader's position)."""
+        return [sum(1 for _ in self._samples(w, workers)) for w in range(workers)]
+
+    def _samples(self, worker: int, workers: int, epoch: int | None = None) -> Iterator[dict]:
+        epoch = self.epoch if epoch is None else epoch
+        order = shard_order(len(self.counts), self.seed, epoch, self.shuffle)
         pieces = slot_pieces(self.counts, order, self.rank * workers + worker, self.world_size * workers, self.pad)
         cache: tuple[int, list[dict]] | None = None
         for piece in pieces:
@@ -301,11 +355,12 @@ class Stream:
         self.stats.errors.append(msg)
         warnings.warn(f"skipping bad {msg}", stacklevel=3)
 
-    def _shuffled(self, samples: Iterator[dict], worker: int) -> Iterator[dict]:
+    def _shuffled(self, samples: Iterator[dict], worker: int, epoch: int | None = None) -> Iterator[dict]:
         if not self.shuffle or self.buffer <= 1:
             yield from samples
             return
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 1, self.rank, worker]))
+        epoch = self.epoch if epoch is None else epoch
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, 1, self.rank, worker]))
         buf: list[dict] = []
         for s in samples:
             if len(buf) < self.buffer:
@@ -317,10 +372,15 @@ class Stream:
         while buf:
             yield buf.pop(int(rng.integers(len(buf))))
 
+    def raw_worker(self, worker: int = 0, workers: int = 1, epoch: int | None = None) -> Iterator[dict]:
+        """This rank's undecoded samples for one of `workers` workers in `epoch` (default: the
+        current one), in their shuffled order."""
+        return self._shuffled(self._samples(worker, workers, epoch), worker, epoch)
+
     def iter_worker(self, worker: int = 0, workers: int = 1, skip: int = 0) -> Iterator[dict]:
         """This rank's samples for one of `workers` data-loading workers, after skipping the
         first `skip` (already consumed before a resume; skipped before decoding)."""
-        for i, s in enumerate(self._shuffled(self._samples(worker, workers), worker)):
+        for i, s in enumerate(self.raw_worker(worker, workers)):
             if i >= skip:
                 try:
                     out = decode_sample(s, self.task, self.resize)
@@ -337,6 +397,12 @@ class Stream:
 def worker_skips(batches: int, per_worker: list[int], batch_size: int, drop_last: bool = False) -> list[int]:
     """Samples each worker had delivered after `batches` batches of a torch DataLoader, which
     takes batches from its workers round-robin, skipping exhausted ones."""
+    return resume_point(batches, per_worker, batch_size, drop_last)[0]
+
+
+def resume_point(batches: int, per_worker: list[int], batch_size: int, drop_last: bool = False
+                 ) -> tuple[list[int], int]:
+    """(worker_skips, the worker whose batch would come next)."""
     n_batches = [(n // batch_size if drop_last else math.ceil(n / batch_size)) for n in per_worker]
     taken = [0] * len(per_worker)
     w, left = 0, batches
@@ -345,13 +411,13 @@ def worker_skips(batches: int, per_worker: list[int], batch_size: int, drop_last
             taken[w] += 1
             left -= 1
         w = (w + 1) % len(per_worker)
-    return [min(t * batch_size, n) for t, n in zip(taken, per_worker)]
+    return [min(t * batch_size, n) for t, n in zip(taken, per_worker)], w
 
 
 # ---------------------------------------------------------------------------- torch
-def torch_loader(stream: Stream, batch_size: int = 8, num_workers: int = 0, **loader_kwargs):
-    """A resumable torch DataLoader over `stream`: iterate it, call state_dict() at any point,
-    and a fresh loader given load_state_dict(state) continues the same epoch exactly."""
+def torch_loader(stream, batch_size: int = 8, num_workers: int = 0, **loader_kwargs):
+    """A resumable torch DataLoader over a Stream or a Mix: iterate it, call state_dict() at any
+    point, and a fresh loader given load_state_dict(state) continues the same epoch exactly."""
     try:
         import torch
         from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -361,10 +427,12 @@ def torch_loader(stream: Stream, batch_size: int = 8, num_workers: int = 0, **lo
     class _Dataset(IterableDataset):
         def __init__(self):
             self.skips: list[int] = []
+            self.rotate = 0  # a resumed DataLoader starts its round-robin at the slot due next
 
         def __iter__(self):
             info = get_worker_info()
             wid, n = (info.id, info.num_workers) if info else (0, 1)
+            wid = (wid + self.rotate) % n
             skip = self.skips[wid] if self.skips else 0
             for s in stream.iter_worker(wid, n, skip):
                 yield {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
@@ -382,25 +450,26 @@ def torch_loader(stream: Stream, batch_size: int = 8, num_workers: int = 0, **lo
                 self.batches += 1
                 yield batch
             stream.set_epoch(stream.epoch + 1)
-            self.batches, self.dataset.skips = 0, []
+            self.batches, self.dataset.skips, self.dataset.rotate = 0, [], 0
 
         def state_dict(self) -> dict:
-            return {"epoch": stream.epoch, "batches": self.batches, "seed": stream.seed}
+            return {"epoch": stream.epoch, "batches": self.batches, "seed": stream.seed,
+                    **getattr(stream, "resume_identity", dict)()}
 
         def load_state_dict(self, state: dict) -> None:
             if state["seed"] != stream.seed:
                 raise SoclakeError("resume state was made with another seed")
+            for key, value in getattr(stream, "resume_identity", dict)().items():
+                if state.get(key) != value:
+                    raise SoclakeError(f"resume state was made with another {key} ({state.get(key)!r}, now "
+                                       f"{value!r}); resume with the mix that made it")
             stream.set_epoch(state["epoch"])
             self.batches = state["batches"]
-            per_worker = [sum(1 for _ in _count(stream, w, self.workers)) for w in range(self.workers)]
-            self.dataset.skips = worker_skips(state["batches"], per_worker, batch_size)
+            per_worker = stream.worker_lengths(self.workers)
+            self.dataset.skips, self.dataset.rotate = resume_point(state["batches"], per_worker, batch_size,
+                                                                   loader_kwargs.get("drop_last", False))
 
     return Loader()
-
-
-def _count(stream: Stream, worker: int, workers: int) -> Iterator[dict]:
-    """Undecoded samples of one worker (used to rebuild the round-robin position)."""
-    return stream._samples(worker, workers)
 
 
 def collate(samples: list[dict]) -> dict:
@@ -417,3 +486,11 @@ def collate(samples: list[dict]) -> dict:
         else:
             out[k] = vals
     return out
+
+
+def __getattr__(name: str):
+    # the mixing API lives in soclake.mix (imported when first used)
+    if name in ("Mix", "load_mix"):
+        from soclake import mix
+        return getattr(mix, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -88,6 +88,7 @@ def test_torch_loader_resume_mid_epoch(streamed):
     second.load_state_dict(json.loads(json.dumps(state)))
     rest = [k for batch in second for k in batch["__key__"]]
     assert sorted(seen + rest) == sorted(all_keys(summary)) and len(seen + rest) == 22
+    assert seen + rest == [k for batch in make() for k in batch["__key__"]]  # the uninterrupted order
 
 
 def test_decoding_for_each_task(streamed):
