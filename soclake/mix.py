@@ -206,6 +206,8 @@ class Mix:
                 try:
                     out = decode_sample({**raw, "__source__": name}, src.task, src.resize, self.labels)
                     break
+                except SoclakeError:  # a configuration error (e.g. a label outside `categories`)
+                    raise
                 except Exception as e:  # an undecodable sample: reported, and the source's next one takes its place
                     src._bad_sample(raw, e)
                     raw = next(feeds[i])
