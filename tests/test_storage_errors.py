@@ -71,11 +71,12 @@ def remount(path, options):
 
 
 def test_real_full_disk_then_read_only_lake(sample_lake, tmp_path):
-    mnt = tmp_path / "mnt"
-    pool_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(sample_lake.root) for f in fs)
+    mnt, pool = tmp_path / "mnt", str(tmp_path / "pool")
+    copy_pool(sample_lake, pool)  # the pool alone: other tests add jobs to sample_lake
+    pool_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(pool) for f in fs)
     with tmpfs(mnt, pool_bytes + 2 ** 20):
         lake_root = str(mnt / "lake")
-        copy_pool(sample_lake, lake_root)
+        shutil.copytree(pool, lake_root)
         spec = tmp_path / "job.toml"
         spec.write_text(SPEC.format(name="full").replace("images = 40", "images = 60"))
         run = ["run", str(spec), "--lake", lake_root, "--workers", "1", "--no-progress"]

@@ -113,8 +113,10 @@ def _free_placement(rng, sizes: np.ndarray, params: dict, ctx: dict) -> Placemen
     return best[1]
 
 
-def _fit(w: float, h: float, W: int, H: int, truncate: bool) -> tuple[int, int]:
-    if not truncate and (w > W or h > H):
+def _fit(w: float, h: float, W: int, H: int, truncate: bool, min_visible: float = 0.0) -> tuple[int, int]:
+    """A box size that can be placed: inside the canvas, or, when truncation is allowed, large
+    enough to cross it only if it can still show min_visible of itself."""
+    if (w > W or h > H) and (not truncate or min(1, W / w) * min(1, H / h) < min_visible):
         f = min(W / w, H / h)
         w, h = w * f, h * f
     return max(1, int(round(w))), max(1, int(round(h)))
@@ -142,7 +144,8 @@ def coco_sizes(rng, objs: Objects, params: dict, ctx: dict) -> Placement:
     area = sample_mask_areas(rng, len(objs.aspect), params, W, H)
     box_area = area / np.maximum(objs.alpha_fraction, 0.05)
     w = np.sqrt(box_area * objs.aspect)
-    sizes = np.array([_fit(wi, ba / wi, W, H, params["truncate"]) for wi, ba in zip(w, box_area)]).reshape(-1, 2)
+    sizes = np.array([_fit(wi, ba / wi, W, H, params["truncate"], params["min_visible"])
+                      for wi, ba in zip(w, box_area)]).reshape(-1, 2)
     return _free_placement(rng, sizes, params, ctx)
 
 
@@ -152,8 +155,8 @@ def random_centers(rng, objs: Objects, params: dict, ctx: dict) -> Placement:
     W, H = ctx["width"], ctx["height"]
     lo, hi = params["scale"]
     longest = rng.uniform(lo, hi, len(objs.aspect)) * min(W, H)
-    sizes = np.array([_fit(L if a >= 1 else L * a, L / a if a >= 1 else L, W, H, params["truncate"])
-                      for L, a in zip(longest, objs.aspect)]).reshape(-1, 2)
+    sizes = np.array([_fit(L if a >= 1 else L * a, L / a if a >= 1 else L, W, H, params["truncate"],
+                           params["min_visible"]) for L, a in zip(longest, objs.aspect)]).reshape(-1, 2)
     return _free_placement(rng, sizes, params, ctx)
 
 
