@@ -50,7 +50,7 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int | None = None, retries
     try:
         while True:
             for task in todo:
-                pending.append([pool.submit(attempt, fn, task), task, 1])
+                pending.append([_submit(pool, fn, task), task, 1])
                 if len(pending) >= 2 * workers:
                     break
             if not pending:
@@ -63,13 +63,16 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int | None = None, retries
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = ProcessPoolExecutor(workers, mp_context=context)
                 for entry in pending:  # each was in flight too: one attempt used, then resubmitted
+                    done = entry[0]
+                    if done.done() and not done.cancelled() and done.exception() is None:
+                        continue  # finished before the pool broke: its result stands
                     entry[2] += 1
                     if entry[2] <= retries + 1:
-                        entry[0] = pool.submit(attempt, fn, entry[1])
+                        entry[0] = _submit(pool, fn, entry[1])
                     else:
                         entry[0] = _failed(WORKER_DIED)
             if isinstance(value, Failure) and value.retry(n, retries):
-                pending.appendleft([pool.submit(attempt, fn, task), task, n + 1])
+                pending.appendleft([_submit(pool, fn, task), task, n + 1])
             else:
                 yield Outcome.of(task, value, n)
     finally:  # reached early only when the caller stops or fails: leave nothing running
@@ -77,6 +80,17 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int | None = None, retries
 
 
 WORKER_DIED = "WorkerDied: the worker process died (killed by a signal, or out of memory)"
+
+
+def _submit(pool: ProcessPoolExecutor, fn: Callable, task) -> Future:
+    """A future of one attempt; a pool already broken gives a future that raises so, handled
+    with the others where results are read."""
+    try:
+        return pool.submit(attempt, fn, task)
+    except BrokenProcessPool as e:
+        future: Future = Future()
+        future.set_exception(e)
+        return future
 
 
 def _failed(error: str) -> Future:
