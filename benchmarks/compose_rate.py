@@ -34,8 +34,9 @@ REFERENCE_S_PER_IMAGE = 0.46
 MAKE_POOL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench", "make_soc_pool.py")
 
 
-def spec(images: int, name: str):
-    return resolve({"job": {"name": name, "images": images, "shard_size": max(1, images // 8), "seed": 1},
+def spec(images: int, name: str, shard_size: int | None = None):
+    shard_size = shard_size or max(1, images // 8)
+    return resolve({"job": {"name": name, "images": images, "shard_size": shard_size, "seed": 1},
                     "sampling": {"objects": [5, 19]},
                     "layout": {"kind": "coco_sizes", "width": 1024, "height": 1024},
                     "render": {"background": "none", "format": "png"}})
