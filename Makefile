@@ -35,6 +35,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/soclake run jobs/relight.toml --lake $(DEMO_LAKE)
 	$(BIN)/soclake run jobs/refexp.toml --lake $(DEMO_LAKE)
 	$(BIN)/soclake jobs --lake $(DEMO_LAKE)
+	$(BIN)/soclake verify --lake $(DEMO_LAKE) --deep
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
