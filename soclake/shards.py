@@ -168,14 +168,19 @@ def abandoned_temps(lake: Lake, job: str, fingerprint: str, shards_folder: str) 
     return found
 
 
-def sweep(lake: Lake, job: str, fingerprint: str, shards_folder: str) -> int:
+def sweep(lake: Lake, job: str, fingerprint: str, shards_folder: str, force: bool = False) -> int:
     """Delete what killed runners of this job left: abandoned temporaries, and the files of
-    uncommitted shards that no live runner holds. Returns how many files went."""
+    uncommitted shards that no live runner holds. Returns how many files went. An object store
+    has no claims to tell a dead runner's files from a live one's, so there uncommitted files
+    are left alone (never read, and overwritten by the shard's next render) unless `force`
+    (`soclake verify --repair`, run when no runner is active)."""
     removed = 0
     for path in abandoned_temps(lake, job, fingerprint, shards_folder):
         with contextlib.suppress(FileNotFoundError):
             lake.fs.rm(path)
             removed += 1
+    if not storage.is_local(lake.fs) and not force:
+        return removed
     for shard, paths in sorted(uncommitted_files(lake, job, fingerprint, shards_folder).items()):
         with claim(lake, job, fingerprint, shard, f"{shards_folder}/shard-{shard:06d}.tar") as state:
             if state != "claimed":

@@ -126,7 +126,7 @@ def leftovers(lake: Lake, job: str | None = None) -> dict[str, list[str]]:
 
 def sweep_leftovers(lake: Lake, job: str | None = None) -> int:
     from soclake import shards
-    removed = sum(shards.sweep(lake, name, fp, f"{folder}/shards") for name, fp, folder in job_folders(lake, job))
+    removed = sum(shards.sweep(lake, name, fp, f"{folder}/shards", force=True) for name, fp, folder in job_folders(lake, job))
     for folder, paths in leftovers(lake, job).items():
         for path in paths:
             if not folder.startswith("jobs/"):

@@ -152,3 +152,17 @@ def test_verify_lists_and_repairs_leftovers(sample_lake, tmp_path):
     assert "removed 3 leftover file(s)" in out.stdout  # the shard tar, its images and annotations parts
     assert subprocess.run(cli, capture_output=True, text=True).stdout.count("leftover") == 0
     assert leftovers(Lake(lake_root)) == {}
+
+
+def test_object_store_runs_leave_uncommitted_files_to_repair():
+    """Without claims, a run cannot tell a dead runner's uncommitted shard from a live one's:
+    on an object store only an explicit repair removes it."""
+    from soclake import shards
+    lake = Lake("memory://sweep-test/lake", create=True)
+    folder = "jobs/j/0123456789abcdef"
+    for path in (f"{folder}/shards/shard-000002.tar", "tables/images/part-j-0123456789abcdef-000002.parquet"):
+        lake.fs.pipe_file(lake.path(path), b"x")
+    assert sorted(map(len, shards.uncommitted_files(lake, "j", "0123456789abcdef", f"{folder}/shards").values())) == [2]
+    assert shards.sweep(lake, "j", "0123456789abcdef", f"{folder}/shards") == 0
+    assert shards.sweep(lake, "j", "0123456789abcdef", f"{folder}/shards", force=True) == 2
+    assert shards.uncommitted_files(lake, "j", "0123456789abcdef", f"{folder}/shards") == {}
