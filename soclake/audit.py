@@ -76,8 +76,24 @@ def _audit(lake: Lake, vocab: str | None, job: str | None, min_segments: int, fi
             fp = _planned_fingerprint(lake, job)
         result["sampling"] = {"job": job, "fingerprint": fp,
                               "categories": q("SELECT * EXCLUDE (job, fingerprint, category_id) FROM sampling_shift "
-                                              "WHERE fingerprint = $fp", {"fp": fp})}
+                                              "WHERE fingerprint = $fp", {"fp": fp}),
+                              "sizes": _size_shift(lake, job, fp)}
     return result
+
+
+def _size_shift(lake: Lake, job: str, fp: str) -> dict | None:
+    """[sampling] size_feedback: the spec's size mix, the size APs read and the mix planned
+    with, as job.json records them (None for jobs without size feedback)."""
+    path = lake.path("jobs", job, fp, "job.json")
+    if not lake.fs.exists(path):
+        return None
+    info = json.loads(lake.fs.cat_file(path))
+    plan = info.get("plan", {})
+    if not plan.get("size_mix"):
+        return None
+    spec_mix = info["spec"]["layout"]["size_mix"]
+    return {b: {"spec_share": spec_mix[i] / sum(spec_mix), "feedback_ap": plan["size_ap"][i],
+                "planned_share": plan["size_mix"][i]} for i, b in enumerate(("small", "medium", "large"))}
 
 
 def _planned_fingerprint(lake: Lake, job: str) -> str:
@@ -140,6 +156,9 @@ def print_summary(result: dict) -> None:
         rows = [{k: r[k] for k in SHIFT_COLUMNS} for r in s["categories"][:TOP]]
         print_table(pa.Table.from_pylist(rows), title=f"sampling shift of {s['job']} ({s['fingerprint']}): "
                     "planned share vs temperature share")
+    if result.get("sampling", {}).get("sizes"):
+        print_table(pa.Table.from_pylist([{"size": b, **v} for b, v in result["sampling"]["sizes"].items()]),
+                    title="size mix by size feedback: spec share vs planned share")
 
 
 SHIFT_COLUMNS = ("category", "eligible", "frequency", "feedback_ap", "ap_used", "planned", "planned_share",
@@ -240,6 +259,9 @@ def write_report(result: dict, path: str) -> tuple[str, str]:
         s = result["sampling"]
         sections.append(f"<h2>Sampling shift of {html.escape(s['job'])} [{s['fingerprint']}]</h2>"
                         + _table([{k: r[k] for k in SHIFT_COLUMNS} for r in s["categories"]]))
+        if s.get("sizes"):
+            sections.append("<h2>Size mix by size feedback</h2>"
+                            + _table([{"size": b, **v} for b, v in s["sizes"].items()]))
     doc = ("<!doctype html><html><head><meta charset='utf-8'><title>soclake audit</title><style>"
            "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
            "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>"

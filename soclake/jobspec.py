@@ -169,6 +169,10 @@ def _check_combinations(v: dict, where: str) -> None:
     if v["layout"]["scale"][0] > v["layout"]["scale"][1]:
         raise SoclakeError(f"{where}: [layout] scale must be [low, high] with low <= high")
     _check_sampling(v["sampling"], where)
+    if v["sampling"]["size_feedback"] and v["layout"]["kind"] != "coco_sizes":
+        raise SoclakeError(f"{where}: [sampling] size_feedback reweights [layout] size_mix, which layout "
+                           f"{v['layout']['kind']!r} does not use; set [layout] kind = \"coco_sizes\" or remove "
+                           "size_feedback")
     from soclake.plan import variations
     variations.check(v, where)
     _check_plan_size(v, where)
@@ -205,6 +209,10 @@ def _check_sampling(s: dict, where: str) -> None:
     if s["feedback"] and s["strategy"] != "hardness":
         raise SoclakeError(f"{where}: [sampling] feedback is read only by strategy = \"hardness\"; "
                            "set the strategy or remove feedback")
+    if s["size_feedback"] and s["strategy"] != "hardness":
+        raise SoclakeError(f"{where}: [sampling] size_feedback works only with strategy = \"hardness\" (it "
+                           "reweights sizes by the feedback's ap_small / ap_medium / ap_large); set the strategy "
+                           "and feedback, or remove size_feedback")
     given = [BUCKETS.get(k) for k in s["bucket_weights"]]
     if None in given or len(set(given)) < len(given):
         raise SoclakeError(f"{where}: [sampling] bucket_weights keys must be LVIS frequency buckets r, c, f "

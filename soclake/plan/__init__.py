@@ -5,7 +5,7 @@ With [variations], each base row is followed by its one-factor variants (plan/va
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +25,8 @@ class PlanSummary:
     short_images: int  # images where the layout placed fewer objects than drawn
     variants: int = 0          # [variations]: variant rows among the images
     variants_skipped: int = 0  # variants that could not be made (see variations.derive)
+    size_ap: list[float | None] | None = None  # [sampling] size_feedback: AP_b read (small, medium, large)
+    size_mix: list[float] | None = None        # [sampling] size_feedback: the size mix planned with
 
 
 def image_key(image_id: int) -> str:
@@ -37,6 +39,12 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     job, samp, lay, render = spec["job"], spec["sampling"], spec["layout"], spec["render"]
     counts = pool.open_eligible(lake, spec)
     ctx = pool.category_context(lake, spec, counts)
+    size_ap, size_mix = None, None
+    if samp["size_feedback"]:
+        size_ap = pool.size_ap(lake, spec)[0]
+        size_mix = sampling.hardness_size_mix(lay["size_mix"], size_ap, samp)
+        # the layouts (objects, distractors, decoys) read the mix from the spec they are given
+        spec = replace(spec, values={**spec.values, "layout": {**lay, "size_mix": size_mix.tolist()}})
     rng = np.random.default_rng(np.random.SeedSequence([job["seed"], 0]))
     n_images = job["images"]
     templates = None
@@ -74,7 +82,9 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     table = to_table("plan", rows)
     n_objects = sum(sum(o["role"] == "object" for o in r["objects"]) for r in rows)
     return table, PlanSummary(len(rows), n_objects, len(set(segs["category_id"])), short,
-                              sum(r.get("factor") is not None for r in rows), skipped)
+                              sum(r.get("factor") is not None for r in rows), skipped,
+                              None if size_ap is None else [None if np.isnan(a) else float(a) for a in size_ap],
+                              None if size_mix is None else size_mix.tolist())
 
 
 def sampling_weights(lake: Lake, spec: JobSpec, fingerprint: str) -> pa.Table:

@@ -85,6 +85,14 @@ def category_context(lake: Lake, spec: JobSpec, counts: CategoryCounts) -> Conte
     return Context(counts.category_id, ap, np.array([r[1] for r in rows]))
 
 
+def size_ap(lake: Lake, spec: JobSpec) -> tuple[np.ndarray, np.ndarray]:
+    """[sampling] size_feedback (after open_eligible): per COCO area bucket (small, medium,
+    large) the mean AP of the spec's feedback over the eligible categories it gives that bucket
+    for (NaN: none), and how many categories each mean covers (sql/queries/size_feedback.sql)."""
+    row = lake.con.execute(sqlfiles.query("size_feedback"), {"feedback": spec["sampling"]["feedback"]}).fetchall()[0]
+    return np.array([np.nan if v is None else v for v in row[:3]], np.float64), np.array(row[3:], np.int64)
+
+
 def resolve(lake: Lake, category_id: np.ndarray, rank: np.ndarray, fallback_rank: np.ndarray) -> pa.Table:
     """Segments for drawn (category_id, rank) pairs, in draw order, with fallbacks."""
     draws = pa.table({"i": np.arange(len(rank), dtype=np.int64), "category_id": category_id.astype(np.int32),

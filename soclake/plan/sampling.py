@@ -48,6 +48,27 @@ def hardness(n: np.ndarray, p: dict, ctx: Context) -> np.ndarray:
     return n.astype(np.float64) ** p["temperature"] * np.maximum(p["floor"], 1.0 - ap_used(ctx, p)) ** p["gamma"]
 
 
+SIZE_BUCKETS = ("small", "medium", "large")
+
+
+def hardness_size_mix(size_mix: list[float], ap: np.ndarray, p: dict) -> np.ndarray:
+    """[sampling] size_feedback: the layout's size mix reweighted by hardness, normalised:
+    mix'_b = size_mix_b * max(floor, 1 - AP_b)^gamma / sum over buckets, with AP_b the mean
+    ap_small / ap_medium / ap_large of the eligible categories the feedback gives it for."""
+    mix = np.asarray(size_mix, np.float64)
+    if np.isnan(ap).all():
+        raise SoclakeError(f"[sampling] size_feedback: feedback {p['feedback']!r} has no ap_small / ap_medium / "
+                           "ap_large for any of the job's eligible categories; load a file with those columns "
+                           "(e.g. from soclake.feedback.from_cocoeval) or set size_feedback = false")
+    lacking = [f"ap_{b}" for b, a, m in zip(SIZE_BUCKETS, ap, mix) if np.isnan(a) and m > 0]
+    if lacking:
+        raise SoclakeError(f"[sampling] size_feedback: feedback {p['feedback']!r} gives no {' / '.join(lacking)} "
+                           "for any of the job's eligible categories; add those values, or set that bucket's "
+                           "share in [layout] size_mix to 0")
+    w = mix * np.maximum(p["floor"], 1.0 - np.nan_to_num(ap, nan=1.0)) ** p["gamma"]
+    return w / w.sum()
+
+
 STRATEGIES: dict[str, Weights] = {
     "uniform_segments": lambda n, p, ctx: n.astype(np.float64),          # SOC: every segment equally likely
     "uniform_categories": lambda n, p, ctx: np.ones(len(n), np.float64),
