@@ -56,6 +56,10 @@ class RunSummary:
     failed: dict = field(default_factory=dict)  # shard -> error, for shards that could not be rendered
     concurrent: dict = field(default_factory=dict)  # shard -> "busy"/"committed": left to another runner
 
+    def add(self, stats: dict) -> None:
+        for k in ("images", "instances", "dropped", "replaced"):
+            setattr(self, k, getattr(self, k) + stats[k])
+
     def describe(self) -> str:
         rate = self.images / self.seconds if self.seconds else 0.0
         skipped = self.shards_total - self.shards_rendered - len(self.failed)
@@ -155,7 +159,7 @@ def render_shard(task: dict) -> dict:
     """Render every image of a shard, write and commit it, unless another runner holds the
     shard or has committed it (then {"shard", "skipped": state}). Pure of the task."""
     lake = Lake.from_ref(task["lake"])
-    with claim(lake, task["job"], task["fingerprint"], task["shard"], task["shard_uri"]) as state:
+    with claim(lake, task["job"], task["fingerprint"], task["shard"], task["shard_uri"], task.get("wait", False)) as state:
         if state != "claimed":
             return {"shard": task["shard"], "skipped": state}
         return _render_claimed_shard(lake, task)
@@ -229,32 +233,47 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
     lake.refresh()
     done = committed_shards(lake, job.fingerprint)
     todo = in_split(set(range(job.shards)) - done, split)
-    if todo:
-        sweep(lake, job.name, job.fingerprint, f"{job.folder}/shards")  # what killed runners left
+    if todo:  # what killed runners left, of this run's shards only
+        sweep(lake, job.name, job.fingerprint, f"{job.folder}/shards", only=set(todo))
     summary = RunSummary(job.name, job.fingerprint, job.folder, job.shards, 0)
-    tasks = (shard_task(lake, job, s) for s in todo)
     bar = tqdm(total=len(todo), desc=f"render {job.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)
     retries = spec["job"]["retries"] if retries is None else retries
-    for out in executors.run_tasks(executor, render_shard, tasks, workers, retries, address=address):
-        bar.update(1)
-        if out.fatal:
-            bar.close()
-            raise_fatal(lake, out, len(done) + summary.shards_rendered)
-        if out.error:
-            summary.failed[out.task["shard"]] = failure_note(out)
-        elif "skipped" in out.value:
-            summary.concurrent[out.task["shard"]] = out.value["skipped"]
-        else:
-            summary.shards_rendered += 1
-            for k in ("images", "instances", "dropped", "replaced"):
-                setattr(summary, k, getattr(summary, k) + out.value[k])
+
+    def render(shards: list[int], wait: bool):
+        tasks = ({**shard_task(lake, job, s), "wait": wait} for s in shards)
+        return executors.run_tasks(executor, render_shard, tasks, workers, retries, address=address)
+
+    collect(render(todo, wait=False), summary, lake, len(done), bar)
+    busy = sorted(s for s, state in summary.concurrent.items() if state == "busy")
+    if busy:  # held by another runner (or a sweep): wait for it, and render what it did not commit
+        for s in busy:
+            del summary.concurrent[s]
+        collect(render(busy, wait=True), summary, lake, len(done), bar)
     bar.close()
     lake.refresh()
     from soclake.stream import write_index
     write_index(lake, job.name, job.fingerprint)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def collect(outcomes, summary, lake: Lake, committed_before: int, bar) -> None:
+    """Fold shard outcomes into a run's summary; a storage error stops the run."""
+    for out in outcomes:
+        if out.fatal:
+            bar.close()
+            raise_fatal(lake, out, committed_before + summary.shards_rendered)
+        if out.error:
+            summary.failed[out.task["shard"]] = failure_note(out)
+        elif "skipped" in out.value:
+            summary.concurrent[out.task["shard"]] = out.value["skipped"]
+            if out.value["skipped"] == "busy":
+                continue  # counted when it is waited for
+        else:
+            summary.shards_rendered += 1
+            summary.add(out.value)
+        bar.update(1)
 
 
 def in_split(shards, split: str | None) -> list[int]:

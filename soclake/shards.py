@@ -112,13 +112,14 @@ def claim_path(lake: Lake, shard_uri: str) -> str:
 
 
 @contextlib.contextmanager
-def claim(lake: Lake, job: str, fingerprint: str, shard: int, shard_uri: str) -> Iterator[str]:
+def claim(lake: Lake, job: str, fingerprint: str, shard: int, shard_uri: str, wait: bool = False) -> Iterator[str]:
     """Claim a shard for rendering. Yields "claimed" (render it), "busy" (another live runner
     holds it) or "committed" (done already). On a local lake the claim is an flock, which the
     kernel drops when its process dies, so a killed runner never leaves a shard locked. Object
     stores have no locks: there every runner gets "claimed" unless the shard is committed; a
     duplicate render writes the same bytes to the same names, so it costs time, never
-    correctness (give each machine its own --split to avoid it)."""
+    correctness (give each machine its own --split to avoid it). With `wait`, a held claim is
+    waited for instead of answered "busy"."""
     if not storage.is_local(lake.fs):
         yield "committed" if is_committed(lake, job, fingerprint, shard) else "claimed"
         return
@@ -126,7 +127,7 @@ def claim(lake: Lake, job: str, fingerprint: str, shard: int, shard_uri: str) ->
     lake.fs.makedirs(posixpath.dirname(path), exist_ok=True)
     with open(path, "a+") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield "busy"
             return
@@ -168,12 +169,14 @@ def abandoned_temps(lake: Lake, job: str, fingerprint: str, shards_folder: str) 
     return found
 
 
-def sweep(lake: Lake, job: str, fingerprint: str, shards_folder: str, force: bool = False) -> int:
+def sweep(lake: Lake, job: str, fingerprint: str, shards_folder: str, force: bool = False,
+          only: set[int] | None = None) -> int:
     """Delete what killed runners of this job left: abandoned temporaries, and the files of
     uncommitted shards that no live runner holds. Returns how many files went. An object store
     has no claims to tell a dead runner's files from a live one's, so there uncommitted files
     are left alone (never read, and overwritten by the shard's next render) unless `force`
-    (`soclake verify --repair`, run when no runner is active)."""
+    (`soclake verify --repair`, run when no runner is active). `only`: just these shards'
+    files (a run sweeps its own split's)."""
     removed = 0
     for path in abandoned_temps(lake, job, fingerprint, shards_folder):
         with contextlib.suppress(FileNotFoundError):
@@ -182,6 +185,8 @@ def sweep(lake: Lake, job: str, fingerprint: str, shards_folder: str, force: boo
     if not storage.is_local(lake.fs) and not force:
         return removed
     for shard, paths in sorted(uncommitted_files(lake, job, fingerprint, shards_folder).items()):
+        if only is not None and shard not in only:
+            continue
         with claim(lake, job, fingerprint, shard, f"{shards_folder}/shard-{shard:06d}.tar") as state:
             if state != "claimed":
                 continue  # a live runner is writing it, or committed it since we listed

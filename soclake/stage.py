@@ -50,6 +50,10 @@ class StageSummary:
     failed: dict = field(default_factory=dict)
     concurrent: dict = field(default_factory=dict)  # shard -> "busy"/"committed": left to another runner
 
+    def add(self, stats: dict) -> None:
+        self.images += stats["images"]
+        self.flagged += stats["flagged"]
+
     def describe(self) -> str:
         rate = self.images / self.seconds if self.seconds else 0.0
         skipped = self.shards_total - self.shards_rendered - len(self.failed)
@@ -100,7 +104,7 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
         address: str | None = None) -> StageSummary:
     """Process every committed shard of the input job not done yet (of one split: shards
     s with s % N == I). A shard that fails is tried again up to `retries` times."""
-    from soclake.jobs import failure_note, in_split, raise_fatal, worker_count
+    from soclake.jobs import collect, in_split, worker_count
     stage = spec.kind
     if stage not in STAGES:
         raise SoclakeError(f"{spec.name}: not a stage spec (it needs a [relight] or [refexp] section)")
@@ -125,8 +129,8 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
         storage.write_bytes(lake.fs, marker, json.dumps(
             {"job": spec.name, "fingerprint": fp, "stage": stage, "input": spec["job"]["input"],
              "input_fingerprint": input_fp, "spec": spec.values}, indent=1, sort_keys=True).encode())
-    if todo:
-        sweep(lake, spec.name, fp, f"{folder}/shards")  # what killed runners left
+    if todo:  # what killed runners left, of this run's shards only
+        sweep(lake, spec.name, fp, f"{folder}/shards", only=todo)
     tasks = [{"lake": lake.ref, "stage": stage, "job": spec.name, "fingerprint": fp, "shard": r["shard"],
               "input_uri": r["shard_uri"], "input_sha256": r["sha256"],
               "output_uri": f"{folder}/shards/shard-{r['shard']:06d}.tar", "seed": spec["job"]["seed"],
@@ -136,19 +140,15 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
     retries = spec["job"]["retries"] if retries is None else retries
     bar = tqdm(total=len(tasks), desc=f"{stage} {spec.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)
-    for out in executors.run_tasks(executor, stage_shard, tasks, workers, retries, actor, address):
-        bar.update(1)
-        if out.fatal:
-            bar.close()
-            raise_fatal(lake, out, len(done) + summary.shards_rendered)
-        if out.error:
-            summary.failed[out.task["shard"]] = failure_note(out)
-        elif "skipped" in out.value:
-            summary.concurrent[out.task["shard"]] = out.value["skipped"]
-        else:
-            summary.shards_rendered += 1
-            summary.images += out.value["images"]
-            summary.flagged += out.value["flagged"]
+    collect(executors.run_tasks(executor, stage_shard, tasks, workers, retries, actor, address), summary, lake,
+            len(done), bar)
+    busy = {s for s, state in summary.concurrent.items() if state == "busy"}
+    if busy:  # held by another runner (or a sweep): wait for it, and process what it did not commit
+        for s in busy:
+            del summary.concurrent[s]
+        again = [{**t, "wait": True} for t in tasks if t["shard"] in busy]
+        collect(executors.run_tasks(executor, stage_shard, again, workers, retries, actor, address), summary, lake,
+                len(done), bar)
     bar.close()
     lake.refresh()
     from soclake.stream import write_index

@@ -74,3 +74,22 @@ def test_a_claim_is_exclusive_and_dies_with_its_process(sample_lake, tmp_path):
     time.sleep(0.1)
     with claim(lake, "claims-test", "0123456789abcdef", 4, uri) as state:
         assert state == "claimed"  # the kernel dropped the dead holder's lock
+
+
+def test_a_shard_held_but_never_committed_is_waited_for_and_rendered(sample_lake, tmp_path):
+    """A claim held by something that does not commit (another split's sweep, a worker on its
+    way out) must not leave a hole: the run waits for the claim, then renders the shard."""
+    from soclake import jobs
+    from conftest import job_spec
+    spec = job_spec("held-claim", job={"images": 4, "shard_size": 1})
+    job = jobs.prepare(sample_lake, spec)
+    uri = job.shard_uri(2)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time\nfrom soclake import Lake\nfrom soclake.shards import claim\n"
+        f"with claim(Lake({sample_lake.root!r}), {job.name!r}, {job.fingerprint!r}, 2, {uri!r}) as s:\n"
+        "    print(s, flush=True)\n    time.sleep(3)\n")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "claimed"
+    summary = jobs.run(sample_lake, spec, workers=1, progress=False)
+    holder.wait()
+    assert summary.shards_rendered == 4 and not summary.concurrent and not summary.failed
+    assert committed_once(sample_lake.root, "held-claim") == [0, 1, 2, 3]

@@ -1,6 +1,6 @@
 """The local executor: results in task order, retries, and a pool worker that dies (SIGKILL,
-the OOM killer) costs its tasks an attempt, never the run (a plain multiprocessing Pool would
-wait forever for the lost result)."""
+the OOM killer) never costs the run (a plain multiprocessing Pool would wait forever for the
+lost result), nor the tasks that happened to share the pool with it."""
 import os
 import signal
 
@@ -15,6 +15,8 @@ def die_once(task):
         os.kill(os.getpid(), signal.SIGKILL)
     if n == 3:
         raise ValueError("bad shard")
+    if n == 7:
+        os.kill(os.getpid(), signal.SIGKILL)  # dies every time
     return n * 10
 
 
@@ -31,7 +33,12 @@ def test_a_killed_worker_costs_an_attempt_not_the_run(tmp_path):
     outs = list(executors.run_tasks("local", die_once, tasks, workers=2, retries=1))
     assert [o.task[0] for o in outs] == list(range(6))
     assert [o.value for o in outs] == [0, 10, 20, None, 40, 50]
-    assert outs[3].error == "ValueError: bad shard" and outs[2].attempts == 2
-    os.unlink(marker)
-    outs = list(executors.run_tasks("local", die_once, [(2, marker), (4, marker)], workers=2, retries=0))
-    assert outs[0].error.startswith("WorkerDied") and outs[0].value is None
+    assert outs[3].error == "ValueError: bad shard"
+
+
+def test_only_the_task_that_kills_its_worker_is_charged():
+    tasks = [(n, "/nonexistent/x") for n in (7, 0, 1, 4, 5, 6)]
+    outs = list(executors.run_tasks("local", die_once, tasks, workers=2, retries=1))
+    assert [o.task[0] for o in outs] == [7, 0, 1, 4, 5, 6]
+    assert outs[0].value is None and outs[0].error.startswith("WorkerDied") and outs[0].attempts == 2
+    assert [o.value for o in outs[1:]] == [0, 10, 40, 50, 60] and all(o.error is None for o in outs[1:])

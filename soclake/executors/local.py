@@ -32,8 +32,9 @@ def run(fn: Callable, tasks: Iterable, workers: int) -> Iterator:
 def run_tasks(fn: Callable, tasks: Iterable, workers: int | None = None, retries: int = 0,
               actor: dict | None = None) -> Iterator[Outcome]:
     """One Outcome per task, in task order; a task whose call raised is tried again, up to
-    `retries` times. A worker that dies (SIGKILL, the OOM killer) breaks the pool: the tasks in
-    flight count a failed attempt and go to a fresh pool."""
+    `retries` times. A worker that dies (SIGKILL, the OOM killer) breaks the pool: the pool is
+    rebuilt, and the tasks that were in it are run again one at a time to find the one that
+    dies (only it is charged attempts)."""
     workers = workers or os.cpu_count() or 1
     if workers <= 1:
         for task in tasks:
@@ -59,18 +60,16 @@ def run_tasks(fn: Callable, tasks: Iterable, workers: int | None = None, retries
             try:
                 value = future.result()
             except BrokenProcessPool:
-                value = Failure(WORKER_DIED)
+                # Some worker died, but which task killed it is unknown: every unfinished task
+                # is a suspect and runs again alone, so only the task that dies on its own
+                # is charged (one that died of memory pressure beside others passes alone).
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = ProcessPoolExecutor(workers, mp_context=context)
-                for entry in pending:  # each was in flight too: one attempt used, then resubmitted
-                    done = entry[0]
-                    if done.done() and not done.cancelled() and done.exception() is None:
-                        continue  # finished before the pool broke: its result stands
-                    entry[2] += 1
-                    if entry[2] <= retries + 1:
-                        entry[0] = _submit(pool, fn, entry[1])
-                    else:
-                        entry[0] = _failed(WORKER_DIED)
+                suspects = [[future, task, n]] + [e for e in pending if not _finished(e[0])]
+                for entry in suspects:
+                    value, entry[2] = _alone(context, fn, entry[1], entry[2], retries)
+                    entry[0] = _done(value)
+                value, n = suspects[0][0].result(), suspects[0][2]
             if isinstance(value, Failure) and value.retry(n, retries):
                 pending.appendleft([_submit(pool, fn, task), task, n + 1])
             else:
@@ -93,7 +92,25 @@ def _submit(pool: ProcessPoolExecutor, fn: Callable, task) -> Future:
         return future
 
 
-def _failed(error: str) -> Future:
+def _finished(future: Future) -> bool:
+    """Finished with a result before the pool broke (that result stands)."""
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def _alone(context, fn: Callable, task, n: int, retries: int):
+    """(value, attempt number) of a task run in a pool of its own, retried as usual."""
+    while True:
+        with ProcessPoolExecutor(1, mp_context=context) as solo:
+            try:
+                value = solo.submit(attempt, fn, task).result()
+            except BrokenProcessPool:
+                value = Failure(WORKER_DIED)
+        if not (isinstance(value, Failure) and value.retry(n, retries)):
+            return value, n
+        n += 1
+
+
+def _done(value) -> Future:
     future: Future = Future()
-    future.set_result(Failure(error))
+    future.set_result(value)
     return future
