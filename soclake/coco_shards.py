@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from soclake import storage
 from soclake.errors import RejectedItem, SoclakeError
+from soclake.ingest.files import read_file
 
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
@@ -112,13 +113,9 @@ def _image(images_dir: str, file_name: str, width: int, height: int) -> tuple[by
     path = os.path.realpath(os.path.join(root, file_name))
     if os.path.commonpath([root, path]) != root:
         raise RejectedItem("unsafe_path", f"{file_name} resolves outside the images folder (a symlink)")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise RejectedItem("missing_image", f"{file_name} is not in {images_dir}") from None
-    except OSError as e:
-        raise RejectedItem("unreadable", f"cannot read {file_name}: {e.strerror}") from None
+    if not os.path.lexists(path):
+        raise RejectedItem("missing_image", f"{file_name} is not in {images_dir}")
+    data, _ = read_file(path)  # regular files only: a FIFO or device is a reject, never a hang
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt, size = im.format, im.size

@@ -180,6 +180,8 @@ def _check_combinations(v: dict, where: str) -> None:
 
 MAX_PLANNED_PASTES = 200_000_000
 """A plan holds one entry per paste; above this a job is split into several jobs."""
+MAX_LABELLED = 999
+"""Labelled objects per image: panoptic ids 1..999 keep ann_id = image_id * 1000 + id unique."""
 
 
 def _check_plan_size(v: dict, where: str) -> None:
@@ -192,6 +194,11 @@ def _check_plan_size(v: dict, where: str) -> None:
     if images * per_image > MAX_PLANNED_PASTES:
         raise SoclakeError(f"{where}: {images} images (with variants) x up to {per_image} pastes each exceeds "
                            f"{MAX_PLANNED_PASTES:,} planned pastes; split it into several jobs")
+    labelled = samp["objects"][1] + added
+    if labelled > MAX_LABELLED:
+        raise SoclakeError(f"{where}: up to {labelled} labelled objects per image ([sampling] objects max"
+                           + (f" + [variations] count {added}" if added else "") + f"); at most {MAX_LABELLED}: "
+                           "annotation ids are image_id * 1000 + panoptic id")
     wanted = sum(samp["quotas"].values())
     if wanted > v["job"]["images"] * samp["objects"][1]:
         raise SoclakeError(f"{where}: [sampling] quotas ask for {wanted} instances but the job has room for at most "

@@ -32,7 +32,11 @@ def integer_weights(weights: list[float]) -> list[int]:
     for w in weights:
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
             raise SoclakeError(f"mix weights must be positive numbers, got {w!r}")
-        fracs.append(Fraction(str(w)).limit_denominator(1000))
+        frac = Fraction(str(w)).limit_denominator(1000)
+        if frac == 0:
+            raise SoclakeError(f"mix weight {w!r} is below the 1/1000 precision weights are read to; "
+                               "scale all the weights up")
+        fracs.append(frac)
     scale = math.lcm(*(f.denominator for f in fracs))
     ints = [int(f * scale) for f in fracs]
     g = math.gcd(*ints)
@@ -202,6 +206,7 @@ class Mix:
             if t < skip:
                 continue
             src, name = self.sources[i], self.names[i]
+            failures = 0
             while True:
                 try:
                     out = decode_sample({**raw, "__source__": name}, src.task, src.resize, self.labels)
@@ -210,6 +215,11 @@ class Mix:
                     raise
                 except Exception as e:  # an undecodable sample: reported, and the source's next one takes its place
                     src._bad_sample(raw, e)
+                    failures += 1
+                    if failures > MAX_BAD_IN_A_ROW:
+                        raise SoclakeError(f"mix source {name!r}: {failures} samples in a row do not decode "
+                                           f"(last: {type(e).__name__}: {str(e)[:200]}); check it with "
+                                           "`soclake verify --deep` or drop it from the mix") from None
                     raw = next(feeds[i])
             out["__source__"] = name
             src.stats.samples += 1
@@ -217,6 +227,9 @@ class Mix:
 
     def __iter__(self) -> Iterator[dict]:
         return self.iter_worker(0, 1)
+
+
+MAX_BAD_IN_A_ROW = 1000  # undecodable samples of one source in a row before a mix gives up
 
 
 # ---------------------------------------------------------------------------- manifests

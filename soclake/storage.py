@@ -8,6 +8,7 @@ as a whole), so a failed write publishes nothing.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import posixpath
@@ -53,19 +54,27 @@ _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{12}$")
 
 
-def abandoned_temp(name: str) -> bool:
-    """Whether `name` is the temporary file of a write whose process is gone (on this host;
-    another host's temporaries are never judged abandoned here)."""
-    m = TEMP_NAME.match(name)
+def abandoned_temp(path: str) -> bool:
+    """Whether `path` is the temporary file of a write whose process is gone: written from this
+    host (another host's temporaries are never judged here), by a pid that no longer exists,
+    and not locked (a writer holds an flock on its temporary, which also covers containers that
+    share a host name but not a pid namespace)."""
+    m = TEMP_NAME.match(posixpath.basename(path))
     if not m or m["host"] != _HOST:
         return False
     try:
         os.kill(int(m["pid"]), 0)
-    except ProcessLookupError:
-        return True
+        return False  # alive
     except PermissionError:  # alive, another user's
         return False
-    return False
+    except ProcessLookupError:
+        pass
+    try:
+        with open(path, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+    except (BlockingIOError, FileNotFoundError):
+        return False
 
 
 def abandoned_temps(fs: fsspec.AbstractFileSystem, folder: str, final_prefix: str = "") -> list[str]:
@@ -73,7 +82,7 @@ def abandoned_temps(fs: fsspec.AbstractFileSystem, folder: str, final_prefix: st
     if not is_local(fs) or not os.path.isdir(folder):
         return []  # object stores publish whole objects: no temporaries
     return sorted(join(folder, n) for n in os.listdir(folder)
-                  if n.startswith("." + final_prefix) and abandoned_temp(n))
+                  if n.startswith("." + final_prefix) and abandoned_temp(join(folder, n)))
 
 
 @contextlib.contextmanager
@@ -93,6 +102,7 @@ def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]
                          f".{posixpath.basename(path)}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         with open(tmp, "wb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # held while writing: see abandoned_temp
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -166,3 +166,18 @@ def test_object_store_runs_leave_uncommitted_files_to_repair():
     assert shards.sweep(lake, "j", "0123456789abcdef", f"{folder}/shards") == 0
     assert shards.sweep(lake, "j", "0123456789abcdef", f"{folder}/shards", force=True) == 2
     assert shards.uncommitted_files(lake, "j", "0123456789abcdef", f"{folder}/shards") == {}
+
+
+def test_a_locked_temporary_is_never_abandoned(tmp_path):
+    """A writer whose pid this process cannot see (another pid namespace on the same host name)
+    still holds an flock on its temporary: that file is not abandoned."""
+    import fcntl
+    from soclake import storage
+    path = tmp_path / f".shard-000001.tar.tmp-{storage._HOST}-{_dead_pid()}-0123456789ab"
+    path.write_bytes(b"x")
+    with open(path, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        holder = subprocess.run([sys.executable, "-c", f"from soclake import storage; "
+                                 f"print(storage.abandoned_temp({str(path)!r}))"], capture_output=True, text=True)
+        assert holder.stdout.strip() == "False"
+    assert storage.abandoned_temp(str(path))

@@ -313,3 +313,28 @@ def test_mix_refuses_what_it_cannot_honour(coco, synthetic):
         Mix([real(), Stream(synthetic.root, JOB, task="raw")], [1])
     with pytest.raises(SoclakeError, match="same rank"):
         Mix([real(rank=1, world_size=2), Stream(synthetic.root, JOB, task="raw")])
+
+
+def test_a_fifo_image_is_a_reject_not_a_hang(tmp_path):
+    import threading
+    from soclake import coco_shards
+    from soclake.errors import RejectedItem
+    os.mkfifo(tmp_path / "fifo.png")
+    result = {}
+
+    def convert():
+        try:
+            coco_shards._image(str(tmp_path), "fifo.png", W, H)
+        except RejectedItem as e:
+            result["reason"] = e.reason
+    t = threading.Thread(target=convert, daemon=True)
+    t.start()
+    t.join(10)
+    assert result == {"reason": "unreadable"}
+
+
+def test_weights_below_the_precision_are_an_error():
+    from soclake.errors import SoclakeError
+    from soclake.mix import integer_weights
+    with pytest.raises(SoclakeError, match="precision"):
+        integer_weights([0.0004, 1])

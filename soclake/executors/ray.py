@@ -9,6 +9,7 @@ Without an address soclake starts a private Ray on this machine with every serve
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 from functools import lru_cache
@@ -189,13 +190,14 @@ class _Actors:
             fit = max(1, int(cluster.get("CPU", 1) // max(resources["num_cpus"], 1e-9)))
         self.capacity = workers or fit
         self.limit = self.capacity * IN_FLIGHT  # an actor runs one shard at a time; the next waits there
-        self.load: dict[int, list] = {}  # id(handle) -> [handle, shards in flight]
+        self.load: dict[int, list] = {}  # actor number -> [handle, shards in flight]
+        self.numbers = itertools.count()  # never reused, unlike id(): a late death report of a
+        # replaced actor must not kill its successor
 
     def submit(self, fn, task, version):
         idle = [k for k, (_, n) in self.load.items() if n == 0]
         if not idle and len(self.load) < self.capacity:
-            handle = self.cls.remote()
-            self.load[id(handle)] = [handle, 0]
+            self.load[next(self.numbers)] = [self.cls.remote(), 0]
         key = min(self.load, key=lambda k: self.load[k][1])
         self.load[key][1] += 1
         return self.load[key][0].call.remote(fn, task, version), key

@@ -82,8 +82,8 @@ def _image_id(raw) -> int:
         raw = int(raw)
     if isinstance(raw, str) and raw.strip().isdigit():
         raw = int(raw.strip())
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
-        raise Bad("bad_value", f"image id {raw!r} is not a non-negative integer")
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < 2 ** 63:
+        raise Bad("bad_value", f"image id {str(raw)[:40]!r} is not a non-negative 64-bit integer")
     return raw
 
 
@@ -104,4 +104,7 @@ def loss_row(e: Entry, job: str | None) -> dict:
     job = get(e.fields, "job") or job
     if not job:
         raise Bad("missing_field", "no job: add a job column or pass --job")
-    return {"job": str(job), "fingerprint": get(e.fields, "fingerprint"), "image_id": image_id, "value": loss}
+    fingerprint = get(e.fields, "fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise Bad("bad_value", f"fingerprint {str(fingerprint)[:40]!r} is not a string (see `soclake jobs`)")
+    return {"job": str(job), "fingerprint": fingerprint, "image_id": image_id, "value": loss}
