@@ -42,14 +42,28 @@ def spec(images: int, name: str, shard_size: int | None = None):
                     "render": {"background": "none", "format": "png"}})
 
 
-def reset(lake: Lake, fingerprint: str, folder: str) -> None:
-    """Remove a job's outputs so the same plan can be rendered again."""
-    shutil.rmtree(lake.path(folder), ignore_errors=True)
-    for table in ("plan", "images", "annotations", "manifest"):
+def reset(lake: Lake, fingerprint: str, folder: str, keep_plan: bool = False) -> None:
+    """Remove a job's outputs so the same plan can be rendered again (with `keep_plan`, the
+    next run only renders; without it, it plans again too)."""
+    shutil.rmtree(lake.path(folder, "shards") if keep_plan else lake.path(folder), ignore_errors=True)
+    for table in ("images", "annotations", "manifest") + (() if keep_plan else ("plan",)):
         for p in lake.table_parts(table):
             if fingerprint in p:
                 os.unlink(p)
     lake.refresh()
+
+
+def reference_lake(work: str, pool: str | None, small: bool, categories: int) -> Lake:
+    """A lake holding a make_soc_pool.py pool of 1024x1024 segments (made in `work` unless
+    `pool` names one)."""
+    if not pool:
+        pool = os.path.join(work, "pool")
+        n = ("4", "2", "2") if small else (str(categories), "4", "2")
+        subprocess.run([sys.executable, MAKE_POOL, "--out", pool, "--categories", n[0], "--subcategories", n[1],
+                        "--ids", n[2], "--size", "1024", "--quality"], check=True, capture_output=True)
+    lake = Lake(os.path.join(work, "lake"), create=True)
+    ingest(lake, "soc", pool, source_name="bench", progress=False)
+    return lake
 
 
 def timed_run(lake: Lake, s, workers: int) -> tuple[float, object]:
@@ -95,14 +109,7 @@ def main() -> None:
         args.images, args.repeats = 16, 1
     work = tempfile.mkdtemp(prefix="soclake-compose-bench-")
     try:
-        pool = args.pool
-        if not pool:
-            pool = os.path.join(work, "pool")
-            n = ("4", "2", "2") if args.small else ("30", "4", "2")
-            subprocess.run([sys.executable, MAKE_POOL, "--out", pool, "--categories", n[0], "--subcategories", n[1],
-                            "--ids", n[2], "--size", "1024", "--quality"], check=True, capture_output=True)
-        lake = Lake(os.path.join(work, "lake"), create=True)
-        ingest(lake, "soc", pool, source_name="bench", progress=False)
+        lake = reference_lake(work, args.pool, args.small, categories=30)
         s = spec(args.images, "bench")
         per_core = {}
         for workers in (1, 2):

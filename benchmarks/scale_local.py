@@ -15,27 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 
-from compose_rate import MAKE_POOL, reset, spec, timed_run
-from soclake import Lake
-from soclake.ingest import ingest
+from compose_rate import reference_lake, reset, spec, timed_run
 
 TARGET = 1.8
-
-
-def reset_shards(lake: Lake, fingerprint: str, folder: str) -> None:
-    """Uncommit every shard of a job but keep its plan, so the next run only renders."""
-    shutil.rmtree(lake.path(folder, "shards"), ignore_errors=True)
-    for table in ("images", "annotations", "manifest"):
-        for p in lake.table_parts(table):
-            if fingerprint in p:
-                os.unlink(p)
-    lake.refresh()
 
 
 def main() -> None:
@@ -50,14 +36,7 @@ def main() -> None:
         args.images, args.repeats, args.shard_size = 16, 1, 4
     work = tempfile.mkdtemp(prefix="soclake-scale-bench-")
     try:
-        pool = args.pool
-        if not pool:
-            pool = os.path.join(work, "pool")
-            n = ("4", "2", "2") if args.small else ("20", "4", "2")
-            subprocess.run([sys.executable, MAKE_POOL, "--out", pool, "--categories", n[0], "--subcategories", n[1],
-                            "--ids", n[2], "--size", "1024", "--quality"], check=True, capture_output=True)
-        lake = Lake(os.path.join(work, "lake"), create=True)
-        ingest(lake, "soc", pool, source_name="bench", progress=False)
+        lake = reference_lake(work, args.pool, args.small, categories=20)
         s = spec(args.images, "scale", shard_size=args.shard_size)
         rates, render_rates = {}, {}
         for workers in (1, 2):
@@ -67,7 +46,7 @@ def main() -> None:
                 # same plan (pool start-up, shard tasks, rendering, commits)
                 wall, summary = timed_run(lake, s, workers)
                 runs.append(summary.images / wall)
-                reset_shards(lake, summary.fingerprint, summary.folder)
+                reset(lake, summary.fingerprint, summary.folder, keep_plan=True)
                 wall, summary = timed_run(lake, s, workers)
                 render_runs.append(summary.images / wall)
                 reset(lake, summary.fingerprint, summary.folder)
