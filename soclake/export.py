@@ -114,6 +114,11 @@ def _info(job: str, fp: str, split: str) -> dict:
     return {"description": f"soclake job {job} [{fp}] split {split}", "version": __version__}
 
 
+def _exported_annotations(lake: Lake, fp: str) -> int:
+    return lake.con.execute("SELECT count(*) FROM coco_annotations WHERE fingerprint = ? AND image_id IN "
+                            "(SELECT image_id FROM _export_images)", [fp]).fetchall()[0][0]
+
+
 def export_coco(lake: Lake, fp: str, job: str, split: str, out: str) -> tuple[list[str], int]:
     path = os.path.join(out, "annotations.json")
     head = {"info": _info(job, fp, split), "licenses": [], "categories": _category_list(lake, False)}
@@ -123,9 +128,7 @@ def export_coco(lake: Lake, fp: str, job: str, split: str, out: str) -> tuple[li
         ("annotations", "SELECT id, image_id, category_id, segmentation, area, bbox, iscrowd FROM coco_annotations "
                         "WHERE fingerprint = $fp AND image_id IN (SELECT image_id FROM _export_images) ORDER BY id"),
     ], {"fp": fp})
-    n = lake.con.execute("SELECT count(*) FROM coco_annotations WHERE fingerprint = ? AND image_id IN "
-                         "(SELECT image_id FROM _export_images)", [fp]).fetchall()[0][0]
-    return [path], n
+    return [path], _exported_annotations(lake, fp)
 
 
 def export_panoptic(lake: Lake, fp: str, job: str, split: str, out: str) -> tuple[list[str], int]:
@@ -139,9 +142,7 @@ def export_panoptic(lake: Lake, fp: str, job: str, split: str, out: str) -> tupl
                         "AND image_id IN (SELECT image_id FROM _export_images) ORDER BY image_id"),
     ], {"fp": fp})
     n = extract_members(lake, fp, {"pan.png": os.path.join(out, "panoptic")}, rename=lambda key, ext: f"{key}.png")
-    segs = lake.con.execute("SELECT count(*) FROM coco_annotations WHERE fingerprint = ? AND image_id IN "
-                            "(SELECT image_id FROM _export_images)", [fp]).fetchall()[0][0]
-    return [path, os.path.join(out, "panoptic") + f"/ ({n} PNGs)"], segs
+    return [path, os.path.join(out, "panoptic") + f"/ ({n} PNGs)"], _exported_annotations(lake, fp)
 
 
 def grounding_caption(names: list[str]) -> tuple[str, dict[str, list[int]]]:

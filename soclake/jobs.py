@@ -61,14 +61,26 @@ class RunSummary:
             setattr(self, k, getattr(self, k) + stats[k])
 
     def describe(self) -> str:
-        rate = self.images / self.seconds if self.seconds else 0.0
-        skipped = self.shards_total - self.shards_rendered - len(self.failed)
-        others = (f", {len(self.concurrent)} by another runner" if self.concurrent else "")
         return (f"job {self.job} [{self.fingerprint}]: rendered {self.shards_rendered} shard(s) "
-                f"({skipped} already committed{others}): {self.images} images, {self.instances} instances, "
+                f"{not_rendered(self)}: {self.images} images, {self.instances} instances, "
                 f"{self.dropped} dropped (too small visible area), {self.replaced} replaced segments, "
-                f"{self.seconds:.1f}s ({rate:.2f} images/s)\nshards: {self.folder}/shards/"
-                + "".join(f"\nFAILED shard {s}: {e} (rerun to retry it)" for s, e in sorted(self.failed.items())))
+                f"{timing(self)}\nshards: {self.folder}/shards/{failures(self)}")
+
+
+def not_rendered(summary) -> str:
+    """Why the shards a run did not render were not: "(3 already committed, 1 by another runner)"."""
+    skipped = summary.shards_total - summary.shards_rendered - len(summary.failed)
+    others = f", {len(summary.concurrent)} by another runner" if summary.concurrent else ""
+    return f"({skipped} already committed{others})"
+
+
+def timing(summary) -> str:
+    rate = summary.images / summary.seconds if summary.seconds else 0.0
+    return f"{summary.seconds:.1f}s ({rate:.2f} images/s)"
+
+
+def failures(summary) -> str:
+    return "".join(f"\nFAILED shard {s}: {e} (rerun to retry it)" for s, e in sorted(summary.failed.items()))
 
 
 def pool_snapshot(lake: Lake) -> str:
@@ -244,12 +256,7 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
         tasks = ({**shard_task(lake, job, s), "wait": wait} for s in shards)
         return executors.run_tasks(executor, render_shard, tasks, workers, retries, address=address)
 
-    collect(render(todo, wait=False), summary, lake, len(done), bar)
-    busy = sorted(s for s, state in summary.concurrent.items() if state == "busy")
-    if busy:  # held by another runner (or a sweep): wait for it, and render what it did not commit
-        for s in busy:
-            del summary.concurrent[s]
-        collect(render(busy, wait=True), summary, lake, len(done), bar)
+    execute(render, todo, summary, lake, len(done), bar)
     bar.close()
     lake.refresh()
     from soclake.stream import write_index
@@ -258,8 +265,20 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, executor: str = "
     return summary
 
 
-def collect(outcomes, summary, lake: Lake, committed_before: int, bar) -> None:
-    """Fold shard outcomes into a run's summary; a storage error stops the run."""
+def execute(submit, todo: list[int], summary, lake: Lake, committed_before: int, bar) -> None:
+    """Do the shards `todo` with `submit(shards, wait) -> outcomes`, folding the outcomes into
+    the run's summary. Shards another process held are waited for at the end (it may be a sweep
+    or a worker on its way out, not a runner) and done if it did not commit them. A storage
+    error stops the run."""
+    _collect(submit(todo, False), summary, lake, committed_before, bar)
+    busy = sorted(s for s, state in summary.concurrent.items() if state == "busy")
+    if busy:
+        for s in busy:
+            del summary.concurrent[s]
+        _collect(submit(busy, True), summary, lake, committed_before, bar)
+
+
+def _collect(outcomes, summary, lake: Lake, committed_before: int, bar) -> None:
     for out in outcomes:
         if out.fatal:
             bar.close()

@@ -55,13 +55,10 @@ class StageSummary:
         self.flagged += stats["flagged"]
 
     def describe(self) -> str:
-        rate = self.images / self.seconds if self.seconds else 0.0
-        skipped = self.shards_total - self.shards_rendered - len(self.failed)
-        others = (f", {len(self.concurrent)} by another runner" if self.concurrent else "")
+        from soclake.jobs import failures, not_rendered, timing
         return (f"{self.stage} {self.job} [{self.fingerprint}] of {self.input}: {self.shards_rendered} shard(s) done "
-                f"({skipped} already committed{others}): {self.images} images, "
-                f"{self.flagged} flagged, {self.seconds:.1f}s ({rate:.2f} images/s)\nshards: {self.folder}/shards/"
-                + "".join(f"\nFAILED shard {s}: {e} (rerun to retry it)" for s, e in sorted(self.failed.items())))
+                f"{not_rendered(self)}: {self.images} images, {self.flagged} flagged, {timing(self)}\n"
+                f"shards: {self.folder}/shards/{failures(self)}")
 
 
 def resolve_input(lake: Lake, job: str) -> tuple[str, str]:
@@ -104,7 +101,7 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
         address: str | None = None) -> StageSummary:
     """Process every committed shard of the input job not done yet (of one split: shards
     s with s % N == I). A shard that fails is tried again up to `retries` times."""
-    from soclake.jobs import collect, in_split, worker_count
+    from soclake.jobs import execute, in_split, worker_count
     stage = spec.kind
     if stage not in STAGES:
         raise SoclakeError(f"{spec.name}: not a stage spec (it needs a [relight] or [refexp] section)")
@@ -140,15 +137,13 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
     retries = spec["job"]["retries"] if retries is None else retries
     bar = tqdm(total=len(tasks), desc=f"{stage} {spec.name}", unit="shard", file=sys.stderr,
                disable=None if progress is None else not progress)
-    collect(executors.run_tasks(executor, stage_shard, tasks, workers, retries, actor, address), summary, lake,
-            len(done), bar)
-    busy = {s for s, state in summary.concurrent.items() if state == "busy"}
-    if busy:  # held by another runner (or a sweep): wait for it, and process what it did not commit
-        for s in busy:
-            del summary.concurrent[s]
-        again = [{**t, "wait": True} for t in tasks if t["shard"] in busy]
-        collect(executors.run_tasks(executor, stage_shard, again, workers, retries, actor, address), summary, lake,
-                len(done), bar)
+    by_shard = {t["shard"]: t for t in tasks}
+
+    def process(shards: list[int], wait: bool):
+        return executors.run_tasks(executor, stage_shard, [{**by_shard[s], "wait": wait} for s in shards], workers,
+                                   retries, actor, address)
+
+    execute(process, sorted(todo), summary, lake, len(done), bar)
     bar.close()
     lake.refresh()
     from soclake.stream import write_index

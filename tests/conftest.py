@@ -95,3 +95,26 @@ def job_outputs(lake, fingerprint: str, stage: str = "compose") -> dict:
     rows = lake.query("SELECT shard, shard_uri, sha256 FROM manifest WHERE fingerprint = $fp AND stage = $stage",
                       {"fp": fingerprint, "stage": stage}).to_pylist()
     return {r["shard"]: (lake.fs.cat_file(lake.path(r["shard_uri"])), r["sha256"]) for r in rows}
+
+
+def forget_job(lake, fingerprint: str, folder: str) -> None:
+    """Delete everything a job wrote (its folder and table parts), so it plans and renders anew."""
+    import os
+    lake.fs.rm(lake.path(folder), recursive=True)
+    for table in ("plan", "images", "annotations", "manifest"):
+        for p in lake.table_parts(table):
+            if fingerprint in p:
+                os.unlink(p)
+    lake.refresh()
+
+
+def folders_lake(root, seed_step: int):
+    """A lake of the folders layout: categories apple and pear, three 40-px blobs each."""
+    from soclake import Lake
+    from soclake.ingest import ingest
+    for c, cat in enumerate(("apple", "pear")):
+        for i in range(3):
+            save_png(root / "src" / cat / f"{i}.png", blob_rgba(seed_step * c + i, 40))
+    lake = Lake(str(root / "lake"), create=True)
+    ingest(lake, "folders", str(root / "src"), workers=1, progress=False)
+    return lake

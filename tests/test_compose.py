@@ -13,7 +13,7 @@ from pycocotools import mask as mask_utils
 from soclake import Lake, jobs
 from soclake.errors import SoclakeError
 
-from conftest import job_spec
+from conftest import forget_job, job_spec
 
 
 def samples_of(tar_path):
@@ -103,12 +103,7 @@ def test_rerun_is_a_no_op_and_outputs_are_byte_identical(sample_lake, tmp_path):
     assert again.shards_rendered == 0 and again.fingerprint == first.fingerprint
     # delete everything the job wrote and render again, with another worker count
     lake = sample_lake
-    lake.fs.rm(lake.path(first.folder), recursive=True)
-    for table in ("plan", "images", "annotations", "manifest"):
-        for p in lake.table_parts(table):
-            if first.fingerprint in p:
-                os.unlink(p)
-    lake.refresh()
+    forget_job(lake, first.fingerprint, first.folder)
     third = jobs.run(lake, spec, workers=1, progress=False)
     assert third.fingerprint == first.fingerprint and third.shards_rendered == 2
     assert [open(s, "rb").read() for s in shards] == data

@@ -12,7 +12,7 @@ import tarfile
 
 import pytest
 
-from conftest import blob_rgba, job_spec, save_png
+from conftest import folders_lake, job_spec
 from hostile_corpus import HOSTILE_MEMBER_COUNT, changed_outside, tree, with_hostile_members
 from soclake import Lake, jobs
 from soclake.cli import main
@@ -40,12 +40,7 @@ def hostile(tmp_path_factory):
     """A lake with a 4-image compose job (2 shards) and a refexp job on it; shard 0 of both
     carries every hostile member."""
     root = tmp_path_factory.mktemp("shards")
-    for c, cat in enumerate(("apple", "pear")):
-        for i in range(3):
-            save_png(root / "src" / cat / f"{i}.png", blob_rgba(20 * c + i, 40))
-    lake = Lake(str(root / "lake"), create=True)
-    from soclake.ingest import ingest
-    ingest(lake, "folders", str(root / "src"), workers=1, progress=False)
+    lake = folders_lake(root, seed_step=20)
     summary = jobs.run(lake, job_spec("hj", job={"images": 4, "shard_size": 2}, sampling={"objects": [1, 3]},
                                       layout={"width": 64, "height": 64}), workers=1, progress=False)
     shard0 = os.path.join(lake.root, summary.folder, "shards", "shard-000000.tar")

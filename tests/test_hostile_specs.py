@@ -9,22 +9,15 @@ import os
 
 import pytest
 
-from conftest import blob_rgba, save_png
+from conftest import folders_lake
 from hostile_corpus import changed_outside, tree
 from soclake import Lake
 from soclake.cli import main
-from soclake.ingest import ingest
 
 
 @pytest.fixture(scope="module")
 def small_lake(tmp_path_factory):
-    root = tmp_path_factory.mktemp("specs")
-    for c, cat in enumerate(("apple", "pear")):
-        for i in range(3):
-            save_png(root / "src" / cat / f"{i}.png", blob_rgba(10 * c + i, 40))
-    lake = Lake(str(root / "lake"), create=True)
-    ingest(lake, "folders", str(root / "src"), workers=1, progress=False)
-    return lake
+    return folders_lake(tmp_path_factory.mktemp("specs"), seed_step=10)
 
 
 HEAD = '[job]\nname = "hostile"\nimages = 2\nshard_size = 2\n[layout]\nwidth = 64\nheight = 64\n'

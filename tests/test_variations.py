@@ -16,7 +16,7 @@ from soclake.jobspec import resolve
 from soclake.language.programs import plural
 from soclake.shards import read_samples
 
-from conftest import job_spec
+from conftest import forget_job, job_spec
 
 FACTORS = ["size", "position", "existence", "count"]
 BASES = 4
@@ -286,12 +286,7 @@ def test_determinism_across_reruns_and_worker_counts(vary):
     shards = sorted(os.path.join(lake.root, summary.folder, "shards", s)
                     for s in os.listdir(os.path.join(lake.root, summary.folder, "shards")))
     data = [open(s, "rb").read() for s in shards]
-    lake.fs.rm(lake.path(summary.folder), recursive=True)
-    for table in ("plan", "images", "annotations", "manifest"):
-        for p in lake.table_parts(table):
-            if summary.fingerprint in p:
-                os.unlink(p)
-    lake.refresh()
+    forget_job(lake, summary.fingerprint, summary.folder)
     again = jobs.run(lake, spec, workers=1, progress=False)  # the fixture ran with 2 workers
     assert again.fingerprint == summary.fingerprint and again.shards_rendered == 2
     assert [open(s, "rb").read() for s in shards] == data
