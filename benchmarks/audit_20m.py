@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from soclake import Lake
-from soclake.audit import run_audit
+from soclake.outputs.audit import run_audit
 from soclake.vocab import lvis_names
 
 

@@ -25,10 +25,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from soclake import Lake, imaging, jobs
-from soclake.ingest import ingest
-from soclake.jobspec import resolve
+from soclake import Lake, imaging
+from soclake.ingestion import ingest
+from soclake.jobs import compose as jobs
 from soclake.render.compose import PNG_FAST, encode_image, pick_level
+from soclake.spec.load import resolve
 
 REFERENCE_S_PER_IMAGE = 0.46
 MAKE_POOL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench", "make_soc_pool.py")

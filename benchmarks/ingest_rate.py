@@ -1,6 +1,6 @@
 """Ingest rate of soclake's `soc` layout on 1024x1024 RGBA PNG cut-outs, in segments/s/core.
 
-Measures: wall time of `soclake.ingest.ingest(lake, "soc", pool, workers=W)` into a fresh lake
+Measures: wall time of `soclake.ingestion.ingest(lake, "soc", pool, workers=W)` into a fresh lake
 (decode, crop, pyramid, WebP levels, pack + Parquet commit, worker start-up included), for each
 W in --workers, repeated --repeats times; reports the median as accepted segments / s / W.
 Target: >= 15 segments/s/core.
@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from soclake import Lake
-from soclake.ingest import ingest
+from soclake.ingestion import ingest
 
 TARGET = 15.0  # segments/s/core
 DEFAULT_POOL_SCRIPT = "/work/shared/bench/make_soc_pool.py"

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from test_language import random_scene  # noqa: E402  (the tests' scene generator)
 
-from soclake.language.graph_backend import describe  # noqa: E402
+from soclake.stages.refexp.graph_backend import describe  # noqa: E402
 
 
 def main() -> None:

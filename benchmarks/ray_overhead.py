@@ -17,13 +17,14 @@ import tempfile
 import time
 
 import numpy as np
-
 from compose_rate import reset
-from soclake import Lake, jobs
-from soclake.executors import ray as ray_executor
-from soclake.ingest import ingest
-from soclake.jobspec import resolve
+
+from soclake import Lake
+from soclake.ingestion import ingest
+from soclake.jobs import compose as jobs
+from soclake.jobs.executors import ray as ray_executor
 from soclake.sample_pool import write_sample_pool
+from soclake.spec.load import resolve
 
 
 def spec(shards: int):

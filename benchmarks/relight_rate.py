@@ -22,12 +22,13 @@ import time
 import numpy as np
 from PIL import Image
 
-from soclake import Lake, jobs
-from soclake.ingest import ingest
-from soclake.jobspec import resolve
-from soclake.relight import run as relight_run
+from soclake import Lake
+from soclake.ingestion import ingest
+from soclake.jobs import compose as jobs
 from soclake.render.compose import encode_image
 from soclake.sample_pool import write_sample_pool
+from soclake.spec.load import resolve
+from soclake.stages.runner import run as relight_run
 
 
 def codec_floor(shards: list[str]) -> float:

@@ -18,7 +18,6 @@ import shutil
 import tempfile
 
 import numpy as np
-
 from compose_rate import reference_lake, reset, spec, timed_run
 
 TARGET = 1.8

@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from soclake import Lake
-from soclake.schemas import table_schema
+from soclake.lake.schemas import table_schema
 
 TARGET_S = 2.0
 N_CATEGORIES = 47_000

@@ -1,4 +1,4 @@
-"""Streaming throughput: decoded samples/s through soclake.stream against a bare loop that
+"""Streaming throughput: decoded samples/s through soclake.loader.stream against a bare loop that
 reads and decodes the same shards (target >= 90%), and over HTTP (soclake serve on
 127.0.0.1) against local disk (target within 15%). One process, medians over repeats.
 
@@ -20,12 +20,13 @@ import time
 import numpy as np
 from PIL import Image
 
-from soclake import Lake, jobs
-from soclake.ingest import ingest
-from soclake.jobspec import resolve
+from soclake import Lake
+from soclake.ingestion import ingest
+from soclake.jobs import compose as jobs
+from soclake.loader.stream import Stream
+from soclake.outputs.serve import serve_in_background
 from soclake.sample_pool import write_sample_pool
-from soclake.serve import serve_in_background
-from soclake.stream import Stream
+from soclake.spec.load import resolve
 
 
 def bare_loop(shards: list[str]) -> int:
@@ -82,8 +83,8 @@ def main() -> None:
             http.append(rate(count(url)))
         b, l, h = (statistics.median(x) for x in (bare, local, http))
         print(f"{summary.images} images of 512x512 (JPEG), {len(shards)} shards, {args.repeats} repeats, medians:")
-        print(f"bare loop: {b:.1f} samples/s; soclake.stream local: {l:.1f} samples/s -> {l / b:.1%} (target >= 90%)")
-        print(f"soclake.stream over HTTP: {h:.1f} samples/s -> {h / l:.1%} of local (target >= 85%)")
+        print(f"bare loop: {b:.1f} samples/s; soclake.loader.stream local: {l:.1f} samples/s -> {l / b:.1%} (target >= 90%)")
+        print(f"soclake.loader.stream over HTTP: {h:.1f} samples/s -> {h / l:.1%} of local (target >= 85%)")
     finally:
         if server:
             server.shutdown()

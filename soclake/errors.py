@@ -1,4 +1,6 @@
-"""Exceptions raised to users. Each message names the input at fault and the fix."""
+"""Exceptions raised to users, and the phrases their messages share. Each message names the
+input at fault and the fix."""
+import difflib
 import errno
 
 # Errors of the storage itself (disk full, quota, read-only): every further write fails too,
@@ -28,3 +30,14 @@ class RejectedItem(Exception):
 
 class NoLockWarning(UserWarning):
     """A lake on an object store cannot lock out concurrent writers; soclake goes on unlocked."""
+
+
+def did_you_mean(name: str, known: list[str], what: str = "") -> str:
+    """The end of an error about an unknown name: closest matches, then what there is, e.g.
+    "; did you mean 'demo'? (known: demo, relit)"."""
+    if not known:
+        return f" (there are no {what or 'names'} yet)"
+    close = difflib.get_close_matches(str(name), known, n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    shown = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
+    return f"{hint} (known: {shown})"

@@ -125,7 +125,7 @@ def write_sample_pool(out: str, seed: int = 0, ids: int = 3, subcategories: int 
 
 
 def copy_background_photos(out: str) -> int:
-    try:
+    try:  # an optional extra (demo): only the sample backgrounds need it
         import skimage.data
     except ImportError:
         raise SoclakeError("the sample backgrounds come from scikit-image; pip install 'soclake[demo]'") from None

@@ -15,6 +15,7 @@ import posixpath
 import re
 import socket
 import tempfile
+import urllib.request
 import uuid
 from typing import IO, Iterator
 
@@ -145,3 +146,13 @@ def _local_du(path: str) -> int:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(dirpath, name))
     return total
+
+
+def fetch(url: str, storage_options: dict | None = None) -> bytes:
+    """Whole-object read of a local path, http(s) URL or any fsspec URL (s3:// needs s3fs;
+    credentials and endpoint from the usual environment or `storage_options`)."""
+    if url.startswith(("http://", "https://")):
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.read()
+    with fsspec.open(url, "rb", **(storage_options or {})) as f:
+        return f.read()

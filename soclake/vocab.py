@@ -1,10 +1,19 @@
-"""Category vocabularies shipped with soclake (COCO 2017, LVIS v1) and user vocabulary files."""
+"""Category names: the canonical form every comparison of names uses, the vocabularies shipped
+with soclake (COCO 2017, LVIS v1) and user vocabulary and synonym files."""
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 
+from soclake.errors import SoclakeError
 from soclake.resources import package_data
+
+
+def canonical_category(name: str) -> str:
+    """Lower case, underscores and whitespace runs folded to one space: the form in which
+    category names are matched (ids, quotas, vocabularies, label maps)."""
+    return " ".join(str(name).replace("_", " ").split()).lower()
 
 
 @lru_cache(maxsize=None)
@@ -28,9 +37,6 @@ def lvis_names() -> list[str]:
 def read_vocabulary(path: str) -> list[str]:
     """Names from a vocabulary file: one name per line (# comments), or a COCO-style JSON
     (a list of {"name": ...} or a dict with "categories")."""
-    import os
-
-    from soclake.errors import SoclakeError
     if not os.path.isfile(path):
         raise SoclakeError(f"vocabulary file {path!r} does not exist; pass a file, 'coco' or 'lvis'")
     text = open(path, encoding="utf-8").read()
@@ -50,9 +56,6 @@ def read_vocabulary(path: str) -> list[str]:
 
 def read_synonyms(path: str) -> dict[str, list[str]]:
     """Synonyms: JSON {name: [synonym, ...]} or lines "name: synonym, synonym"."""
-    import os
-
-    from soclake.errors import SoclakeError
     if not os.path.isfile(path):
         raise SoclakeError(f"synonyms file {path!r} does not exist")
     text = open(path, encoding="utf-8").read()

@@ -60,7 +60,7 @@ def sample_lake(tmp_path_factory):
     """A lake holding the built-in sample pool (segments + backgrounds); treat it as read-only
     for pools: tests may add jobs to it."""
     from soclake import Lake
-    from soclake.ingest import ingest
+    from soclake.ingestion import ingest
     from soclake.sample_pool import write_sample_pool
     root = tmp_path_factory.mktemp("sample")
     write_sample_pool(str(root / "pool"), seed=1, ids=2, subcategories=3)
@@ -72,7 +72,7 @@ def sample_lake(tmp_path_factory):
 
 def job_spec(name: str, **sections):
     """A resolved job spec from keyword sections, e.g. job_spec("j", layout={"width": 64})."""
-    from soclake.jobspec import resolve
+    from soclake.spec.load import resolve
     raw = {"job": {"name": name, "images": 6, "shard_size": 3}, "layout": {"width": 160, "height": 128}}
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
@@ -111,7 +111,7 @@ def forget_job(lake, fingerprint: str, folder: str) -> None:
 def folders_lake(root, seed_step: int):
     """A lake of the folders layout: categories apple and pear, three 40-px blobs each."""
     from soclake import Lake
-    from soclake.ingest import ingest
+    from soclake.ingestion import ingest
     for c, cat in enumerate(("apple", "pear")):
         for i in range(3):
             save_png(root / "src" / cat / f"{i}.png", blob_rgba(seed_step * c + i, 40))

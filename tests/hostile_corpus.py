@@ -13,9 +13,8 @@ import tarfile
 import zlib
 
 import numpy as np
-from PIL import Image
-
 from conftest import blob_rgba
+from PIL import Image
 
 
 # ----------------------------------------------------------------------------- images

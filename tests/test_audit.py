@@ -5,13 +5,12 @@ import json
 import re
 
 import pytest
+from conftest import blob_rgba, save_png
 from PIL import Image
 
-from soclake.audit import run_audit, write_report
 from soclake.cli import main
-from soclake.ingest import ingest
-
-from conftest import blob_rgba, save_png
+from soclake.ingestion import ingest
+from soclake.outputs.audit import run_audit, write_report
 
 
 @pytest.fixture
@@ -82,9 +81,9 @@ def test_report_renders_with_decodable_plots(audited, tmp_path, sample_lake):
 
 
 def test_audit_with_a_job_via_cli(sample_lake, tmp_path, capsys):
-    from soclake import jobs
-
     from conftest import job_spec
+
+    from soclake.jobs import compose as jobs
     jobs.run(sample_lake, job_spec("audited", job={"images": 6, "shard_size": 3}), workers=1, progress=False)
     out = tmp_path / "a.html"
     assert main(["audit", "--lake", sample_lake.uri, "--job", "audited", "--vocab", "coco", "--out", str(out)]) == 0

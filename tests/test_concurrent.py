@@ -1,4 +1,4 @@
-"""Concurrent runners of one job: shard claims (soclake.shards.claim) make two `soclake run`
+"""Concurrent runners of one job: shard claims (soclake.shards.commit.claim) make two `soclake run`
 processes, or overlapping splits, render every shard exactly once between them, and a claim
 dies with its process."""
 import os
@@ -9,8 +9,8 @@ import sys
 import time
 
 from soclake import Lake
-from soclake.shards import claim
-from soclake.verify import leftovers, verify
+from soclake.outputs.verify import leftovers, verify
+from soclake.shards.commit import claim
 
 SPEC = '[job]\nname = "{name}"\nimages = 12\nshard_size = 1\n[layout]\nwidth = 64\nheight = 64\n'
 
@@ -59,34 +59,33 @@ def test_overlapping_splits_never_render_a_shard_twice(sample_lake, tmp_path):
 
 def test_a_claim_is_exclusive_and_dies_with_its_process(sample_lake, tmp_path):
     lake = Lake(sample_lake.root)
-    uri = "jobs/claims-test/0123456789abcdef/shards/shard-000004.tar"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom soclake import Lake\nfrom soclake.shards import claim\n"
-        f"with claim(Lake({sample_lake.root!r}), 'claims-test', '0123456789abcdef', 4, {uri!r}) as s:\n"
+        "import sys, time\nfrom soclake import Lake\nfrom soclake.shards.commit import claim\n"
+        f"with claim(Lake({sample_lake.root!r}), 'claims-test', '0123456789abcdef', 4) as s:\n"
         "    print(s, flush=True)\n    time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "claimed"
-    with claim(lake, "claims-test", "0123456789abcdef", 4, uri) as state:
+    with claim(lake, "claims-test", "0123456789abcdef", 4) as state:
         assert state == "busy"
-    with claim(lake, "claims-test", "0123456789abcdef", 5, uri.replace("4.tar", "5.tar")) as state:
+    with claim(lake, "claims-test", "0123456789abcdef", 5) as state:
         assert state == "claimed"  # claims are per shard
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
     time.sleep(0.1)
-    with claim(lake, "claims-test", "0123456789abcdef", 4, uri) as state:
+    with claim(lake, "claims-test", "0123456789abcdef", 4) as state:
         assert state == "claimed"  # the kernel dropped the dead holder's lock
 
 
 def test_a_shard_held_but_never_committed_is_waited_for_and_rendered(sample_lake, tmp_path):
     """A claim held by something that does not commit (another split's sweep, a worker on its
     way out) must not leave a hole: the run waits for the claim, then renders the shard."""
-    from soclake import jobs
     from conftest import job_spec
+
+    from soclake.jobs import compose as jobs
     spec = job_spec("held-claim", job={"images": 4, "shard_size": 1})
     job = jobs.prepare(sample_lake, spec)
-    uri = job.shard_uri(2)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import time\nfrom soclake import Lake\nfrom soclake.shards import claim\n"
-        f"with claim(Lake({sample_lake.root!r}), {job.name!r}, {job.fingerprint!r}, 2, {uri!r}) as s:\n"
+        "import time\nfrom soclake import Lake\nfrom soclake.shards.commit import claim\n"
+        f"with claim(Lake({sample_lake.root!r}), {job.name!r}, {job.fingerprint!r}, 2) as s:\n"
         "    print(s, flush=True)\n    time.sleep(3)\n")], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "claimed"
     summary = jobs.run(sample_lake, spec, workers=1, progress=False)

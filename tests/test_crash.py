@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from soclake import Lake
-from soclake.verify import verify
+from soclake.outputs.verify import verify
 
 
 @pytest.mark.slow

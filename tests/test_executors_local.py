@@ -4,7 +4,7 @@ lost result), nor the tasks that happened to share the pool with it."""
 import os
 import signal
 
-from soclake import executors
+from soclake.jobs import executors
 
 
 def die_once(task):

@@ -5,12 +5,13 @@ import hashlib
 import ipaddress
 
 import pytest
-
-from soclake import executors, jobs, stage
-from soclake.errors import SoclakeError
-from soclake.jobspec import resolve
-
 from conftest import job_outputs, job_spec, wipe_job
+
+from soclake.errors import SoclakeError
+from soclake.jobs import compose as jobs
+from soclake.jobs import executors
+from soclake.spec.load import resolve
+from soclake.stages import runner as stage
 
 ray = pytest.importorskip("ray")
 
@@ -18,7 +19,7 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def ray_cluster():
     """One private Ray for the module, started the way soclake starts it (no address)."""
-    from soclake.executors import ray as ray_executor
+    from soclake.jobs.executors import ray as ray_executor
     assert not ray.is_initialized()
     ray_executor.connect(workers=2)
     yield ray
@@ -115,7 +116,7 @@ def test_relight_on_an_actor_pool_is_byte_identical_to_local(sample_lake, ray_cl
     expected = job_outputs(sample_lake, local.fingerprint, "relight")
     wipe_job(sample_lake, local.fingerprint, local.folder)
 
-    from soclake.executors import ray as ray_executor
+    from soclake.jobs.executors import ray as ray_executor
     started = []
 
     class CountingActors(ray_executor._Actors):
@@ -132,9 +133,9 @@ def test_relight_on_an_actor_pool_is_byte_identical_to_local(sample_lake, ray_cl
 
 
 def test_gpu_actors_need_gpus(ray_cluster):
-    from soclake.relight import actor_options
-    assert actor_options({"backend": "iclight", "num_gpus": 0.5}) == {"num_gpus": 0.5}
-    assert actor_options({"backend": "classic", "num_gpus": 1.0}) == {"num_gpus": 0.0}
+    from soclake.stages.relight import STAGE as relight_stage
+    assert relight_stage.actor_options({"backend": "iclight", "num_gpus": 0.5}) == {"num_gpus": 0.5}
+    assert relight_stage.actor_options({"backend": "classic", "num_gpus": 1.0}) == {"num_gpus": 0.0}
     for workers in (None, 2):
         with pytest.raises(SoclakeError, match="0 GPUs"):
             list(executors.run_tasks("ray", abs, [1], workers, actor={"num_gpus": 1.0}))
@@ -155,9 +156,9 @@ def test_cli_runs_a_split_on_ray(sample_lake, ray_cluster, tmp_path):
 
 
 def test_worker_with_other_code_refuses(monkeypatch):
-    from soclake.executors import Failure
-    from soclake.executors import ray as ray_executor
+    from soclake.jobs.executors import Failure
+    from soclake.jobs.executors import ray as ray_executor
     out = ray_executor._call(abs, -3, "0.0.0+other")
     assert isinstance(out, Failure) and "install the same soclake" in out.error
-    from soclake.jobspec import code_version
+    from soclake.spec.identity import code_version
     assert ray_executor._call(abs, -3, code_version()) == 3

@@ -7,15 +7,14 @@ import tarfile
 
 import numpy as np
 import pytest
+from conftest import job_spec
 from PIL import Image
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from soclake import jobs
 from soclake.errors import SoclakeError
-from soclake.export import export, grounding_caption, stats
-
-from conftest import job_spec
+from soclake.jobs import compose as jobs
+from soclake.outputs.export import export, grounding_caption, stats
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +148,10 @@ def test_partial_jobs_export_what_is_committed(sample_lake, tmp_path, capsys):
 
 def test_export_errors(exported_job, tmp_path):
     lake, _ = exported_job
-    with pytest.raises(SoclakeError, match="no committed shards"):
+    with pytest.raises(SoclakeError, match=r"no job 'never-ran' in .*\(known: .*exp"):
         export(lake, "never-ran", "coco", str(tmp_path))
+    with pytest.raises(SoclakeError, match=r"did you mean 'exp'\?"):
+        export(lake, "exq", "coco", str(tmp_path))
     with pytest.raises(SoclakeError, match="unknown export format"):
         export(lake, "exp", "voc", str(tmp_path))
     with pytest.raises(SoclakeError, match="unknown split"):

@@ -16,7 +16,7 @@ import tarfile
 import pytest
 
 from soclake import Lake
-from soclake.verify import leftovers, verify
+from soclake.outputs.verify import leftovers, verify
 
 COMPOSE = ('[job]\nname = "faulty"\nimages = 16\nshard_size = 1\n[layout]\nwidth = 96\nheight = 96\n'
            '[render]\nbackground = "pool"\n')
@@ -48,9 +48,10 @@ def check_consistent(lake_root: str) -> None:
     for dirpath, _, files in os.walk(os.path.join(lake_root, "jobs")):
         for name in files:
             path = os.path.join(dirpath, name)
-            if name == "index.json":
+            if name == "index.json":  # shard urls are relative to the index's folder
                 for shard in json.loads(open(path, "rb").read())["shards"]:
-                    assert committed.get(shard["url"]) == shard["sha256"]
+                    uri = os.path.relpath(os.path.join(dirpath, shard["url"]), lake_root)
+                    assert committed.get(uri) == shard["sha256"]
             elif name.endswith(".tar") and not name.startswith("."):
                 with tarfile.open(path) as tar:  # complete: every member readable to the end
                     for m in tar:
@@ -108,7 +109,8 @@ def _dead_pid() -> int:
 def test_a_sweep_removes_only_what_no_commit_owns(sample_lake, tmp_path):
     """Leftovers are temporary files and uncommitted parts of this job; committed data and other
     jobs' files are never touched."""
-    from soclake import shards, storage
+    from soclake import storage
+    from soclake.shards import commit as shards
     lake_root = str(tmp_path / "lake")
     shutil.copytree(sample_lake.root, lake_root, ignore=shutil.ignore_patterns("jobs", "part-*-??????.parquet"))
     spec = tmp_path / "c.toml"
@@ -130,7 +132,7 @@ def test_a_sweep_removes_only_what_no_commit_owns(sample_lake, tmp_path):
         open(p, "wb").write(b"x")
     found = leftovers(lake)
     assert sorted(found[folder]) == sorted(planted)
-    assert shards.sweep(lake, "faulty", fp, f"{folder}/shards") == 5
+    assert shards.sweep(lake, "faulty", fp) == 5
     assert all(not os.path.exists(p) for p in planted) and all(os.path.exists(p) for p in keep)
     for p in keep:
         os.unlink(p)
@@ -157,21 +159,22 @@ def test_verify_lists_and_repairs_leftovers(sample_lake, tmp_path):
 def test_object_store_runs_leave_uncommitted_files_to_repair():
     """Without claims, a run cannot tell a dead runner's uncommitted shard from a live one's:
     on an object store only an explicit repair removes it."""
-    from soclake import shards
+    from soclake.shards import commit as shards
     lake = Lake("memory://sweep-test/lake", create=True)
     folder = "jobs/j/0123456789abcdef"
     for path in (f"{folder}/shards/shard-000002.tar", "tables/images/part-j-0123456789abcdef-000002.parquet"):
         lake.fs.pipe_file(lake.path(path), b"x")
-    assert sorted(map(len, shards.uncommitted_files(lake, "j", "0123456789abcdef", f"{folder}/shards").values())) == [2]
-    assert shards.sweep(lake, "j", "0123456789abcdef", f"{folder}/shards") == 0
-    assert shards.sweep(lake, "j", "0123456789abcdef", f"{folder}/shards", force=True) == 2
-    assert shards.uncommitted_files(lake, "j", "0123456789abcdef", f"{folder}/shards") == {}
+    assert sorted(map(len, shards.uncommitted_files(lake, "j", "0123456789abcdef").values())) == [2]
+    assert shards.sweep(lake, "j", "0123456789abcdef") == 0
+    assert shards.sweep(lake, "j", "0123456789abcdef", force=True) == 2
+    assert shards.uncommitted_files(lake, "j", "0123456789abcdef") == {}
 
 
 def test_a_locked_temporary_is_never_abandoned(tmp_path):
     """A writer whose pid this process cannot see (another pid namespace on the same host name)
     still holds an flock on its temporary: that file is not abandoned."""
     import fcntl
+
     from soclake import storage
     path = tmp_path / f".shard-000001.tar.tmp-{storage._HOST}-{_dead_pid()}-0123456789ab"
     path.write_bytes(b"x")

@@ -11,12 +11,12 @@ import tempfile
 
 import numpy as np
 import pytest
+from hostile_corpus import OpenRecorder, changed_outside, tree
 from PIL import Image
 
-from hostile_corpus import OpenRecorder, changed_outside, tree
 from soclake import Lake
 from soclake.imaging import decode_level
-from soclake.ingest import ingest
+from soclake.ingestion import ingest
 
 W, H = 50, 40
 

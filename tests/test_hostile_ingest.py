@@ -12,13 +12,13 @@ import tempfile
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import blob_rgba, save_png
 from hostile_corpus import BROKEN, OpenRecorder, add_special_files, changed_outside, encode, image_files, tree
+from PIL import Image
+
 from soclake import Lake
 from soclake.imaging import canonical_crop, decode_level
-from soclake.ingest import ingest
+from soclake.ingestion import ingest
 
 
 def write_files(folder, files: dict[str, bytes]) -> None:
@@ -234,8 +234,9 @@ def test_compose_from_one_pixel_and_extreme_aspect_segments(tmp_path, kind, rota
     """1x1, 1x5000 and 5000x1 segments plan and render: exact annotations for what stays
     visible, the rest dropped as too small, never a failed shard."""
     from conftest import job_spec
-    from soclake import jobs
     from test_compose import check_sample_exact, samples_of
+
+    from soclake.jobs import compose as jobs
     files = image_files(0)
     write_files(tmp_path / "src" / "thin", {n: files[n] for n in ("one_pixel.png", "tall.png", "wide.png")})
     lake = Lake(str(tmp_path / "lake"), create=True)

@@ -9,12 +9,12 @@ import json
 import os
 
 import pytest
-
 from conftest import blob_rgba, save_png
+
 from soclake import Lake
 from soclake.cli import main
-from soclake.ingest import ingest
-from soclake.shards import read_samples
+from soclake.ingestion import ingest
+from soclake.shards.tar import read_samples
 
 TARGET = "'); drop table segments; --"
 NAMES = [TARGET, 'say "hi"; ok', "back\\slash", "猫 café", "{where} {filter}", "50% off", "a/b"]

@@ -11,14 +11,16 @@ import os
 import tarfile
 
 import pytest
-
 from conftest import folders_lake, job_spec
 from hostile_corpus import HOSTILE_MEMBER_COUNT, changed_outside, tree, with_hostile_members
-from soclake import Lake, jobs
+
+from soclake import Lake
 from soclake.cli import main
 from soclake.errors import SoclakeError
-from soclake.schemas import to_table
-from soclake.shards import part_name, read_samples
+from soclake.jobs import compose as jobs
+from soclake.lake.schemas import to_table
+from soclake.paths import part_name
+from soclake.shards.tar import read_samples
 
 ABS_MEMBER = "/tmp/soclake-hostile-abs.jpg"
 
@@ -31,8 +33,8 @@ def commit_tampered(lake: Lake, job: str, stage: str, shard: int, data: bytes) -
     row.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     lake.append("manifest", to_table("manifest", [row]), part_name(job, row["fingerprint"], shard))
     lake.refresh()
-    from soclake.stream import write_index
-    write_index(lake, job, row["fingerprint"], stage=stage)
+    from soclake.jobs.runner import write_indexes
+    write_indexes(lake, job, row["fingerprint"], stage)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,8 @@ def hostile(tmp_path_factory):
     shard0 = os.path.join(lake.root, summary.folder, "shards", "shard-000000.tar")
     clean = open(shard0, "rb").read()
     commit_tampered(lake, "hj", "compose", 0, with_hostile_members(clean))
-    from soclake import jobspec, stage
+    from soclake.spec import load as jobspec
+    from soclake.stages import runner as stage
     spec = jobspec.resolve({"job": {"name": "hx", "input": "hj"}, "refexp": {}})
     refexp = stage.run(lake, spec, workers=1, progress=False)
     assert refexp.images == 4 and not refexp.failed
@@ -82,7 +85,7 @@ def test_reader_skips_and_reports_every_hostile_member(hostile):
 
 
 def test_stream_yields_the_samples_and_counts_the_skipped_members(hostile, guard):
-    from soclake.stream import Stream
+    from soclake.loader.stream import Stream
     lake = hostile[0]
     stream = Stream(lake.root, "hj", task="segmentation", shuffle=False)
     with pytest.warns(UserWarning, match="not sample files"):
@@ -147,7 +150,7 @@ def test_show_of_a_sample_it_cannot_draw_is_a_clear_error(tmp_path, capsys):
         assert err.startswith("soclake: error:") and "Traceback" not in err and key in err
     (tmp_path / "junk.tar").write_bytes(b"\0junk" * 100)
     with pytest.raises(SoclakeError, match="not a readable tar"):
-        from soclake.show import show
+        from soclake.outputs.show import show
         show(str(tmp_path / "junk.tar"), str(tmp_path / "x.png"))
     assert not (tmp_path / "x.png").exists()
 
@@ -164,12 +167,22 @@ def test_verify_flags_the_hostile_shard(hostile, guard, capsys):
 @pytest.mark.parametrize("url", ["../../../../etc/passwd", "/etc/passwd", "http://127.0.0.1:9/x.tar",
                                  "jobs/../../x.tar", "C:\\x.tar", 5])
 def test_stream_refuses_an_index_pointing_outside_the_lake(tmp_path, url):
-    from soclake.stream import Stream
+    from soclake.loader.stream import Stream
     index = tmp_path / "jobs" / "j" / "index.json"
     index.parent.mkdir(parents=True)
-    index.write_text(json.dumps({"job": "j", "fingerprint": "f", "shards": [{"url": url, "samples": 1}]}))
-    with pytest.raises(SoclakeError, match="not a path inside the lake"):
+    index.write_text(json.dumps({"version": 1, "job": "j", "fingerprint": "f", "shards": [{"url": url, "samples": 1}]}))
+    with pytest.raises(SoclakeError, match="not a path inside its folder"):
         Stream(str(index))
-    index.write_text(json.dumps({"job": "j", "shards": [{"url": "a.tar"}]}))
+    index.write_text(json.dumps({"version": 1, "job": "j", "shards": [{"url": "a.tar"}]}))
     with pytest.raises(SoclakeError, match="malformed"):
+        Stream(str(index))
+
+
+@pytest.mark.parametrize("version", [None, 2, "1"])
+def test_stream_refuses_an_index_of_an_unknown_version(tmp_path, version):
+    from soclake.loader.stream import Stream
+    index = tmp_path / "index.json"
+    doc = {"job": "j", "fingerprint": "f", "shards": [{"url": "shards/a.tar", "samples": 1}]}
+    index.write_text(json.dumps(doc if version is None else {"version": version, **doc}))
+    with pytest.raises(SoclakeError, match="not one this soclake reads"):
         Stream(str(index))

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import folders_lake
 from hostile_corpus import changed_outside, tree
+
 from soclake import Lake
 from soclake.cli import main
 
@@ -123,8 +123,8 @@ def test_hostile_replay_boxes_are_cut_to_the_canvas(small_lake, tmp_path):
     and boxes are dropped, the rest cut to the canvas, so no paste is larger than the canvas."""
     import json
 
-    from soclake import jobs
-    from soclake.jobspec import resolve
+    from soclake.jobs import compose as jobs
+    from soclake.spec.load import resolve
     boxes = [[10, 10, 20, 20], [1e300, 5, 10, 10], [-1e9, -1e9, 10, 10], [30, 30, 1e12, 1e12], [5, 5, "NaN", 3]]
     doc = {"images": [{"id": 1, "width": 0, "height": 100}, {"id": 2, "width": 100, "height": 100}],
            "annotations": [{"image_id": 1, "bbox": [1, 1, 5, 5]}] +

@@ -5,11 +5,11 @@ import pytest
 pytest.importorskip("diffusers")
 torch = pytest.importorskip("torch")
 
-from soclake.errors import SoclakeError
-from soclake.jobspec import resolve
-from soclake.relight import iclight
-
 from tiny_sd import make_tiny_sd
+
+from soclake.errors import SoclakeError
+from soclake.spec.load import resolve
+from soclake.stages.relight import iclight
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +65,10 @@ def test_relight_batch_shapes_determinism_and_the_concat_path(tiny):
 
 
 def test_whole_relight_job_with_the_tiny_model(sample_lake, tiny):
-    from soclake import jobs
-    from soclake.relight import run
-
     from conftest import job_spec
+
+    from soclake.jobs import compose as jobs
+    from soclake.stages.runner import run
     model, offset = tiny
     jobs.run(sample_lake, job_spec("for-iclight", job={"images": 2, "shard_size": 2}, layout={"width": 48, "height": 32}),
              workers=1, progress=False)

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
+from conftest import blob_rgba
 
 from soclake import imaging
 from soclake.errors import RejectedItem
-
-from conftest import blob_rgba
 
 
 def test_canonical_crop_is_tight_and_zeroes_transparent_colour():

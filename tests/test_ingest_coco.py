@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 from soclake import Lake
 from soclake.errors import SoclakeError
 from soclake.imaging import decode_level
-from soclake.ingest import ingest
+from soclake.ingestion import ingest
 
 JSON_NAME = "instances.json"
 

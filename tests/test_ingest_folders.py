@@ -1,8 +1,7 @@
 import numpy as np
-
-from soclake.ingest import ingest
-
 from conftest import blob_rgba, save_png
+
+from soclake.ingestion import ingest
 
 
 def test_folders_with_distractors(lake, tmp_path):

@@ -3,13 +3,12 @@ import os
 
 import numpy as np
 import pytest
+from conftest import blob_rgba, save_png
 from PIL import Image
 
 from soclake import Lake, imaging
 from soclake.errors import SoclakeError
-from soclake.ingest import ingest
-
-from conftest import blob_rgba, save_png
+from soclake.ingestion import ingest
 
 
 def level_pixels(lake, level) -> np.ndarray:

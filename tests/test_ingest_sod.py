@@ -13,7 +13,7 @@ from PIL import Image
 from soclake import Lake
 from soclake.errors import SoclakeError
 from soclake.imaging import MASK_THRESHOLD, decode_level
-from soclake.ingest import ingest
+from soclake.ingestion import ingest
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -1,12 +1,14 @@
 import pytest
 
-from soclake import jobspec
 from soclake.errors import SoclakeError
+from soclake.spec import load as jobspec
+from soclake.spec.identity import fingerprint
+from soclake.spec.model import spec_schema
 
 
 def test_defaults_fill_every_key():
     spec = jobspec.resolve({"job": {"name": "a"}})
-    schema = jobspec.spec_schema()
+    schema = spec_schema()
     for section, rules in schema.items():
         assert set(spec[section]) == set(rules)
     assert spec["job"]["images"] == 100 and spec["sampling"]["objects"] == [5, 19]
@@ -32,6 +34,6 @@ def test_bad_specs_name_the_problem(raw, match):
 def test_fingerprint_changes_with_spec_pool_and_inputs():
     a = jobspec.resolve({"job": {"name": "a"}})
     b = jobspec.resolve({"job": {"name": "a", "seed": 1}})
-    assert jobspec.fingerprint(a, "pool1") == jobspec.fingerprint(jobspec.resolve({"job": {"name": "a"}}), "pool1")
-    assert len({jobspec.fingerprint(a, "pool1"), jobspec.fingerprint(b, "pool1"), jobspec.fingerprint(a, "pool2"),
-                jobspec.fingerprint(a, "pool1", "vocab-digest")}) == 4
+    assert fingerprint(a, "pool1") == fingerprint(jobspec.resolve({"job": {"name": "a"}}), "pool1")
+    assert len({fingerprint(a, "pool1"), fingerprint(b, "pool1"), fingerprint(a, "pool2"),
+                fingerprint(a, "pool1", "vocab-digest")}) == 4

@@ -2,12 +2,12 @@
 import uuid
 
 import pytest
-
-from soclake import Lake, imaging, jobs
-from soclake.errors import SoclakeError
-from soclake.ingest import ingest
-
 from conftest import job_spec
+
+from soclake import Lake, imaging
+from soclake.errors import SoclakeError
+from soclake.ingestion import ingest
+from soclake.jobs import compose as jobs
 
 
 @pytest.mark.parametrize("scheme", ["file", "memory"])
@@ -27,7 +27,7 @@ def test_lake_at_a_uri(scheme, tmp_path, soc_pool):
     assert summary.images == 4 and summary.shards_rendered == 2
     assert again.query("SELECT count(*) n FROM committed_images").to_pylist()[0]["n"] == 4
     if scheme == "file":
-        from soclake.stream import Stream
+        from soclake.loader.stream import Stream
         assert len(list(Stream(str(tmp_path / "lake"), "uri", task="raw"))) == 4
 
 

@@ -3,9 +3,9 @@ from collections import Counter
 
 import numpy as np
 
-from soclake.language.graph_backend import DEFAULT_COUNTS, describe, questions, referring_expressions
-from soclake.language.programs import execute, scope_of
-from soclake.language.scene import Obj, SceneGraph, from_sample, third
+from soclake.stages.refexp.graph_backend import DEFAULT_COUNTS, describe, questions, referring_expressions
+from soclake.stages.refexp.programs import execute, scope_of
+from soclake.stages.refexp.scene import Obj, SceneGraph, from_sample, third
 
 CATS = ("ball", "box", "cup", "dog")
 COLOURS = ("red", "blue", "green")
@@ -47,7 +47,7 @@ def test_every_expression_refers_to_what_its_bucket_claims():
                     x, y, w, h = by_id[t].bbox
                     assert x + w <= anchor.bbox[0] + anchor.bbox[2] / 2
             if e.selector.relation in ("on_top_of", "near"):
-                from soclake.language.scene import near, on_top_of
+                from soclake.stages.refexp.scene import near, on_top_of
                 anchor = by_id[next(iter(execute(e.selector.anchor, g)))]
                 diag = (g.width ** 2 + g.height ** 2) ** 0.5
                 for t in e.targets:
@@ -99,9 +99,9 @@ def test_scene_graph_from_a_composed_sample(sample_lake):
     import json
     import tarfile
 
-    from soclake import jobs
-
     from conftest import job_spec
+
+    from soclake.jobs import compose as jobs
     s = jobs.run(sample_lake, job_spec("lang", job={"images": 3, "shard_size": 3}), workers=1, progress=False)
     shard = sample_lake.path(s.folder, "shards", "shard-000000.tar")
     with tarfile.open(shard) as tar:
@@ -115,8 +115,8 @@ def test_scene_graph_from_a_composed_sample(sample_lake):
 
 
 def test_articles_and_plurals():
-    from soclake.language.graph_backend import _count_phrase
-    from soclake.language.programs import plural
+    from soclake.stages.refexp.graph_backend import _count_phrase
+    from soclake.stages.refexp.programs import plural
     assert _count_phrase(1, "orange kite") == "an orange kite" and _count_phrase(2, "red box") == "two red boxes"
     assert plural("cherry") == "cherries" and plural("toy") == "toys"
 
@@ -125,11 +125,12 @@ def test_refexp_stage_adds_verified_expressions(sample_lake):
     import json as _json
     import tarfile
 
-    from soclake import jobs, stage
-    from soclake.jobspec import resolve
-    from soclake.stream import Stream
-
     from conftest import job_spec
+
+    from soclake.jobs import compose as jobs
+    from soclake.loader.stream import Stream
+    from soclake.spec.load import resolve
+    from soclake.stages import runner as stage
     jobs.run(sample_lake, job_spec("lang-in", job={"images": 4, "shard_size": 2}), workers=1, progress=False)
     spec = resolve({"job": {"name": "lang-out", "input": "lang-in"}, "refexp": {}})
     s = stage.run(sample_lake, spec, workers=1, progress=False)
@@ -158,11 +159,12 @@ def test_refexp_stage_adds_verified_expressions(sample_lake):
 def test_odvg_export_of_expressions_has_exact_spans(sample_lake, tmp_path):
     import json as _json
 
-    from soclake import jobs, stage
-    from soclake.export import chunk_expressions, export
-    from soclake.jobspec import resolve
-
     from conftest import job_spec
+
+    from soclake.jobs import compose as jobs
+    from soclake.outputs.export import chunk_expressions, export
+    from soclake.spec.load import resolve
+    from soclake.stages import runner as stage
     jobs.run(sample_lake, job_spec("odvg-in", job={"images": 3, "shard_size": 3}), workers=1, progress=False)
     stage.run(sample_lake, resolve({"job": {"name": "odvg-rx", "input": "odvg-in"}, "refexp": {}}), workers=1,
               progress=False)

@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("httpx")
 
-from soclake.errors import SoclakeError
-from soclake.jobspec import resolve
-from soclake.language.llm_backend import describe_batch, graph_check, validate
-
 from test_language import random_scene
+
+from soclake.errors import SoclakeError
+from soclake.spec.load import resolve
+from soclake.stages.refexp.llm_backend import describe_batch, graph_check, validate
 
 
 def good_answer(user: dict) -> dict:
@@ -154,9 +154,10 @@ def test_validate_rejects_bad_shapes():
 
 
 def test_stage_with_the_llm_backend(server, sample_lake):
-    from soclake import jobs, stage
-
     from conftest import job_spec
+
+    from soclake.jobs import compose as jobs
+    from soclake.stages import runner as stage
     jobs.run(sample_lake, job_spec("llm-in", job={"images": 3, "shard_size": 3}), workers=1, progress=False)
     spec = resolve({"job": {"name": "llm-out", "input": "llm-in"},
                     "refexp": {"backend": "llm", "base_url": server.url, "model": "m", "timeout": 5.0}})

@@ -7,17 +7,16 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import job_spec
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from soclake import jobs
 from soclake.cli import main
-from soclake.coco_shards import shards_from_coco
+from soclake.convert.coco_to_shards import shards_from_coco
 from soclake.errors import SoclakeError
-from soclake.mix import schedule_period, steps_to_pick
-from soclake.stream import Mix, Stream, load_mix, torch_loader
-
-from conftest import job_spec
+from soclake.jobs import compose as jobs
+from soclake.loader import Mix, Stream, load_mix, torch_loader
+from soclake.loader.mix import schedule_period, steps_to_pick
 
 JOB = "mixsyn"
 W, H = 40, 32
@@ -317,7 +316,8 @@ def test_mix_refuses_what_it_cannot_honour(coco, synthetic):
 
 def test_a_fifo_image_is_a_reject_not_a_hang(tmp_path):
     import threading
-    from soclake import coco_shards
+
+    from soclake.convert import coco_to_shards as coco_shards
     from soclake.errors import RejectedItem
     os.mkfifo(tmp_path / "fifo.png")
     result = {}
@@ -335,6 +335,6 @@ def test_a_fifo_image_is_a_reject_not_a_hang(tmp_path):
 
 def test_weights_below_the_precision_are_an_error():
     from soclake.errors import SoclakeError
-    from soclake.mix import integer_weights
+    from soclake.loader.mix import integer_weights
     with pytest.raises(SoclakeError, match="precision"):
         integer_weights([0.0004, 1])

@@ -1,15 +1,14 @@
 """Property tests over every sampler and every layout, and plan determinism."""
 import numpy as np
 import pytest
+from conftest import job_spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from soclake import jobs
-from soclake.jobspec import resolve
+from soclake.jobs import compose as jobs
 from soclake.plan import layouts, sampling
 from soclake.plan.pool import CategoryCounts
-
-from conftest import job_spec
+from soclake.spec.load import resolve
 
 LAYOUT_PARAMS = resolve({"job": {"name": "x"}})["layout"]
 SAMPLING_PARAMS = resolve({"job": {"name": "x"}})["sampling"]
@@ -169,7 +168,7 @@ def test_plan_is_the_same_for_any_worker_count(sample_lake, monkeypatch):
 def test_replay_layout_places_objects_in_the_file_boxes(sample_lake):
     import os
 
-    from soclake import jobspec
+    from soclake.spec import load as jobspec
     spec = jobspec.load(os.path.join(os.path.dirname(__file__), "..", "jobs", "replay.toml"))
     summary = jobs.run(sample_lake, spec, workers=1, progress=False)
     plan = sample_lake.query("SELECT image_id, objects FROM plan WHERE fingerprint = $fp ORDER BY image_id",

@@ -5,16 +5,15 @@ import os
 
 import numpy as np
 import pytest
+from conftest import job_spec
 from PIL import Image
 
-from soclake import jobs
 from soclake.errors import SoclakeError
-from soclake.jobspec import resolve
-from soclake.relight import run as relight_run
-from soclake.relight.classic import kelvin_rgb, relight
-from soclake.relight.labblend import area_ranked_lab_blend, segment_weights, to_lab
-
-from conftest import job_spec
+from soclake.jobs import compose as jobs
+from soclake.spec.load import resolve
+from soclake.stages.relight.classic import kelvin_rgb, relight
+from soclake.stages.relight.labblend import area_ranked_lab_blend, segment_weights, to_lab
+from soclake.stages.runner import run as relight_run
 
 
 def test_weights_favour_small_segments_within_range():
@@ -72,7 +71,7 @@ def relit_job(sample_lake):
 
 
 def shard_samples(path):
-    from soclake.shards import read_samples
+    from soclake.shards.tar import read_samples
     return dict(read_samples(open(path, "rb").read()))
 
 
@@ -94,7 +93,7 @@ def test_relight_stage_keeps_keys_and_annotations(relit_job):
     m = lake.query("SELECT inputs, samples FROM manifest WHERE stage = 'relight' AND fingerprint = $fp ORDER BY shard",
                    {"fp": summary.fingerprint}).to_pylist()
     assert len(m) == 2 and all(r["samples"] == 3 and r["inputs"][0].startswith("jobs/to-relight/") for r in m)
-    from soclake.stream import Stream
+    from soclake.loader.stream import Stream
     assert len(list(Stream(lake.root, "relit", task="detection"))) == 6
 
 
@@ -113,7 +112,7 @@ def test_relight_resumes_byte_identically(relit_job):
 
 
 def test_relight_errors(sample_lake):
-    with pytest.raises(SoclakeError, match="no committed shards"):
+    with pytest.raises(SoclakeError, match="no job .nothing. in "):
         relight_run(sample_lake, resolve({"job": {"name": "r", "input": "nothing"}, "relight": {}}), progress=False)
     with pytest.raises(SoclakeError, match="directions"):
         resolve({"job": {"name": "r", "input": "x"}, "relight": {"directions": ["up"]}})
@@ -124,7 +123,7 @@ def test_relight_errors(sample_lake):
 def test_sample_without_segments_is_relit_whole_and_flagged():
     import io as _io
 
-    from soclake.relight import classic, relight_samples
+    from soclake.stages.relight import classic, relight_samples
     rgb = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
     buf = _io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=95)

@@ -6,16 +6,16 @@ import logging
 import os
 
 import pytest
+from conftest import job_spec
 
-from soclake import Lake, jobs, storage
+from soclake import Lake, storage
 from soclake.cli import main
 from soclake.errors import NoLockWarning
-from soclake.ingest import ingest
+from soclake.ingestion import ingest
+from soclake.jobs import compose as jobs
+from soclake.loader.stream import Stream
+from soclake.outputs.verify import verify
 from soclake.sample_pool import write_sample_pool
-from soclake.stream import Stream
-from soclake.verify import verify
-
-from conftest import job_spec
 
 moto_server = pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")

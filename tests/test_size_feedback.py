@@ -6,13 +6,13 @@ import shutil
 
 import numpy as np
 import pytest
-
-from soclake import Lake, jobs
-from soclake.errors import SoclakeError
-from soclake.feedback import load_feedback
-from soclake.plan import layouts
-
 from conftest import job_spec
+
+from soclake import Lake
+from soclake.errors import SoclakeError
+from soclake.jobs import compose as jobs
+from soclake.outputs.feedback import load_feedback
+from soclake.plan import layouts
 
 W, H = 640, 480
 MIX = [0.42, 0.34, 0.24]
@@ -82,7 +82,7 @@ def test_small_share_rises_by_the_formula(lake, tmp_path):
     assert got == pytest.approx(expected, abs=tol)
     assert expected[0] - MIX[0] > 0.15  # small objects are hard here: the rise is well above noise
     assert got[0] - base[0] == pytest.approx(expected[0] - MIX[0], abs=2 * tol)
-    from soclake.audit import run_audit
+    from soclake.outputs.audit import run_audit
     sizes = run_audit(lake, vocab=None, job="sizes-on")["sampling"]["sizes"]
     assert sizes["small"] == pytest.approx({"spec_share": 0.42, "feedback_ap": ap[0], "planned_share": expected[0]})
     assert run_audit(lake, vocab=None, job="sizes-off")["sampling"]["sizes"] is None

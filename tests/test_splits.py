@@ -1,12 +1,13 @@
 """Array-job splits (--split I/N, --split slurm): the splits of a compose or a stage job, run one
 after another, together equal the whole job byte for byte, and any split can be rerun."""
 import pytest
-
-from soclake import jobs, stage
-from soclake.errors import SoclakeError
-from soclake.jobspec import resolve
-
 from conftest import job_outputs, job_spec, wipe_job
+
+from soclake.errors import SoclakeError
+from soclake.jobs import compose as jobs
+from soclake.jobs import runner
+from soclake.spec.load import resolve
+from soclake.stages import runner as stage
 
 
 def test_compose_splits_equal_the_whole_job(sample_lake, monkeypatch):
@@ -50,11 +51,11 @@ def test_split_arguments(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "5")
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
     monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "4")  # --array=4-6
-    assert jobs.parse_split("slurm") == (1, 3)
-    assert jobs.in_split(range(7), "2/3") == [2, 5] and jobs.in_split({3, 1}, None) == [1, 3]
+    assert runner.parse_split("slurm") == (1, 3)
+    assert runner.in_split(range(7), "2/3") == [2, 5] and runner.in_split({3, 1}, None) == [1, 3]
     for bad, message in (("half", "I/N"), ("3/3", r"\[0, N\)")):
         with pytest.raises(SoclakeError, match=message):
-            jobs.parse_split(bad)
+            runner.parse_split(bad)
     monkeypatch.delenv("SLURM_ARRAY_TASK_COUNT")
     with pytest.raises(SoclakeError, match="SLURM_ARRAY_TASK_COUNT"):
-        jobs.parse_split("slurm")
+        runner.parse_split("slurm")

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from soclake import Lake
-from soclake.verify import leftovers, verify
+from soclake.outputs.verify import leftovers, verify
 
 SPEC = '[job]\nname = "{name}"\nimages = 40\nshard_size = 2\n[layout]\nwidth = 192\nheight = 192\n' \
        '[render]\nbackground = "pool"\n'

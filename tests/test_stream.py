@@ -4,12 +4,12 @@ import os
 
 import numpy as np
 import pytest
-
-from soclake import jobs
-from soclake.errors import SoclakeError
-from soclake.stream import Stream, slot_pieces, worker_skips
-
 from conftest import job_spec
+
+from soclake.errors import SoclakeError
+from soclake.jobs import compose as jobs
+from soclake.loader.stream import Stream, slot_pieces
+from soclake.loader.torch import torch_loader, worker_skips
 
 JOB = "streamed"
 
@@ -73,7 +73,7 @@ def test_worker_skips_follow_round_robin():
 
 def test_torch_loader_resume_mid_epoch(streamed):
     torch = pytest.importorskip("torch")
-    from soclake.stream import torch_loader
+    from soclake.loader.torch import torch_loader
     lake, summary = streamed
     make = lambda: torch_loader(Stream(lake.root, JOB, task="detection", seed=9, pad=False), batch_size=3, num_workers=2)
     first = make()
@@ -116,7 +116,7 @@ def test_split_selection(streamed):
 
 
 def test_http_streaming_matches_local(streamed):
-    from soclake.serve import serve_in_background
+    from soclake.outputs.serve import serve_in_background
     lake, _ = streamed
     server = serve_in_background(lake.root)
     try:
@@ -139,7 +139,7 @@ def test_bad_shards_are_skipped_and_counted(streamed, tmp_path):
     copy = tmp_path / "lake"
     shutil.copytree(lake.root, copy, ignore=shutil.ignore_patterns("packs"))
     index = json.loads((copy / "jobs" / JOB / "index.json").read_text())
-    first, second = (copy / index["shards"][0]["url"]), (copy / index["shards"][1]["url"])
+    first, second = (copy / "jobs" / JOB / index["shards"][0]["url"]), (copy / "jobs" / JOB / index["shards"][1]["url"])
     first.write_bytes(first.read_bytes()[:3000])                  # truncated
     data = bytearray(second.read_bytes())
     data[-1024] ^= 0xFF                                            # one flipped byte: sha256 mismatch
@@ -150,6 +150,22 @@ def test_bad_shards_are_skipped_and_counted(streamed, tmp_path):
     assert st.stats.bad_shards == 2 and len(got) == 22 - 8
     with pytest.raises(SoclakeError, match="sha256 mismatch|unreadable"):
         list(Stream(str(copy), JOB, task="raw", handler="raise", shuffle=False))
+    # with DataLoader workers the counters live in the worker processes: the loader adds them up
+    import warnings
+    loader = torch_loader(Stream(str(copy), JOB, task="detection", pad=False, shuffle=False), batch_size=2,
+                          num_workers=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batches = list(loader)
+    assert sum(len(b["__key__"]) for b in batches) == 22 - 8
+    assert loader.stats.samples == 22 - 8 and loader.stats.bad_shards == 2
+    assert any("sha256 mismatch" in e or "unreadable" in e for e in loader.stats.errors)
+
+
+def test_an_empty_split_is_warned_about(streamed):
+    lake, _ = streamed
+    with pytest.warns(UserWarning, match="split 'test' of job streamed has no sample"):
+        assert list(Stream(lake.root, JOB, task="raw", split="test", test_fraction=0.0)) == []
 
 
 def test_s3_streaming_from_a_local_moto_server(streamed, monkeypatch):

@@ -7,16 +7,16 @@ import os
 
 import numpy as np
 import pytest
+from conftest import forget_job, job_spec
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from soclake import jobs, stage
 from soclake.errors import SoclakeError
-from soclake.jobspec import resolve
-from soclake.language.programs import plural
-from soclake.shards import read_samples
-
-from conftest import forget_job, job_spec
+from soclake.jobs import compose as jobs
+from soclake.shards.tar import read_samples
+from soclake.spec.load import resolve
+from soclake.stages import runner as stage
+from soclake.stages.refexp.programs import plural
 
 FACTORS = ["size", "position", "existence", "count"]
 BASES = 4
@@ -298,7 +298,7 @@ def test_determinism_across_reruns_and_worker_counts(vary):
 def test_coco_export_loads_with_pycocotools(vary, tmp_path):
     from pycocotools.coco import COCO
 
-    from soclake.export import export
+    from soclake.outputs.export import export
     lake, _, summary, plan, _ = vary
     s = export(lake, "vary", "coco", str(tmp_path))
     with contextlib.redirect_stdout(io.StringIO()):
@@ -309,7 +309,7 @@ def test_coco_export_loads_with_pycocotools(vary, tmp_path):
 
 
 def test_example_spec_runs(sample_lake):
-    from soclake.jobspec import load
+    from soclake.spec.load import load
     path = os.path.join(os.path.dirname(__file__), "..", "jobs", "variation_bench.toml")
     spec = load(path)
     small = resolve({**spec.values, "job": {**spec["job"], "images": 2, "name": "variation-bench-small"},

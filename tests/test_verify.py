@@ -1,10 +1,10 @@
 """soclake verify: corrupt, truncated and missing shards are found and repaired from the plan."""
 import os
 
-from soclake import jobs
-from soclake.cli import main
-
 from conftest import job_spec
+
+from soclake.cli import main
+from soclake.jobs import compose as jobs
 
 
 def test_verify_finds_and_repairs_bad_shards(sample_lake, capsys):

@@ -56,7 +56,7 @@ def make_tiny_sd(root: str, seed: int = 0) -> tuple[str, str]:
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16,
                                 attention_head_dim=2, norm_num_groups=4)
     unet.save_pretrained(os.path.join(model, "unet"))
-    from soclake.relight.iclight import widen_conv_in
+    from soclake.stages.relight.iclight import widen_conv_in
     widen_conv_in(unet)
     offset = {k: torch.randn_like(v) * 0.01 for k, v in unet.state_dict().items()}
     path = os.path.join(root, "offset.safetensors")

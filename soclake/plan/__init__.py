@@ -11,10 +11,13 @@ import numpy as np
 import pyarrow as pa
 
 from soclake.errors import SoclakeError
-from soclake.jobspec import JobSpec
 from soclake.lake import Lake
+from soclake.lake.schemas import to_table
+from soclake.parallel import ordered_map
 from soclake.plan import layouts, pool, sampling, variations
-from soclake.schemas import to_table
+from soclake.shards.tar import sample_key
+from soclake.spec import variations as numbering
+from soclake.spec.model import JobSpec
 
 
 @dataclass
@@ -27,10 +30,6 @@ class PlanSummary:
     variants_skipped: int = 0  # variants that could not be made (see variations.derive)
     size_ap: list[float | None] | None = None  # [sampling] size_feedback: AP_b read (small, medium, large)
     size_mix: list[float] | None = None        # [sampling] size_feedback: the size mix planned with
-
-
-def image_key(image_id: int) -> str:
-    return f"{image_id:09d}"
 
 
 def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> tuple[pa.Table, PlanSummary]:
@@ -72,10 +71,8 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     chunks = [(lo, min(lo + CHUNK, n_images)) for lo in range(0, n_images, CHUNK)]
     tasks = (_chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, backgrounds, templates, candidates)
              for lo, hi in chunks)
-    from soclake import executors
     rows, short, skipped = [], 0, 0
-    for chunk_rows, chunk_short, chunk_skipped in executors.get("local").run(plan_chunk, tasks,
-                                                                              workers if len(chunks) > 1 else 1):
+    for chunk_rows, chunk_short, chunk_skipped in ordered_map(plan_chunk, tasks, workers if len(chunks) > 1 else 1):
         rows += chunk_rows
         short += chunk_short
         skipped += chunk_skipped
@@ -127,12 +124,12 @@ def plan_chunk(task: dict) -> tuple[list[dict], int, int]:
         img_rng = np.random.default_rng(np.random.SeedSequence([spec["job"]["seed"], 1, i]))
         ctx = {"width": lay["width"], "height": lay["height"],
                "template": templates[i % len(templates)] if templates else None}
-        row = _plan_image(img_rng, variations.image_id(spec, i, 0), variations.shard_of(spec, i),
+        row = _plan_image(img_rng, numbering.image_id(spec, i, 0), numbering.shard_of(spec, i),
                           range(off[j], off[j + 1]), task["segs"], task["distractors"], task["backgrounds"], spec, ctx)
         short += row.pop("_short")
         group, group_skipped = variations.derive(row, i, spec, task["candidates"])
         skipped += group_skipped
-        rows += [{"job": spec.name, "fingerprint": task["fingerprint"], **r, "key": image_key(r["image_id"])}
+        rows += [{"job": spec.name, "fingerprint": task["fingerprint"], **r, "key": sample_key(r["image_id"])}
                  for r in group]
     return rows, short, skipped
 
@@ -165,7 +162,7 @@ def _plan_image(rng, image_id: int, shard: int, slots: range, segs: dict, distra
         pastes = _decoys(rng, items, backgrounds, spec, ctx) + pastes
     _number(pastes)
     short = int(sum(1 for it, ok in zip(items, placement.placed) if it["role"] == "object" and not ok) > 0)
-    return {"image_id": image_id, "key": image_key(image_id), "shard": shard,
+    return {"image_id": image_id, "key": sample_key(image_id), "shard": shard,
             "seed": int(rng.integers(0, 2 ** 62)), "width": ctx["width"], "height": ctx["height"],
             "background_id": background_id, "background_crop": crop, "objects": pastes, "_short": short}
 

@@ -7,11 +7,15 @@ least `min_visible` visible under the boxes above it, estimated on a coarse occu
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from soclake.errors import SoclakeError
+from soclake.registry import Registry
 
 
 @dataclass
@@ -28,14 +32,8 @@ class Placement:
 
 
 Layout = Callable[[np.random.Generator, Objects, dict, dict], Placement]
-LAYOUTS: dict[str, Layout] = {}
-
-
-def layout(name: str):
-    def register(fn: Layout) -> Layout:
-        LAYOUTS[name] = fn
-        return fn
-    return register
+LAYOUTS = Registry("layout")
+layout = LAYOUTS.register
 
 
 class Occupancy:
@@ -199,9 +197,6 @@ def replay(rng, objs: Objects, params: dict, ctx: dict) -> Placement:
 
 def replay_templates(path: str, width: int, height: int) -> list[list[tuple[float, float, float, float]]]:
     """Per image of a COCO instances file: its non-crowd boxes scaled to the canvas."""
-    import json
-
-    from soclake.errors import SoclakeError
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)

@@ -2,32 +2,21 @@
 resolved from (category, rank) draws back to segment rows."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
+import duckdb
 import numpy as np
 import pyarrow as pa
 
-from soclake import sqlfiles
 from soclake.errors import SoclakeError
-from soclake.jobspec import JobSpec
-from soclake.lake import Lake
-
-if TYPE_CHECKING:
-    from soclake.plan.sampling import Context
-
-
-@dataclass
-class CategoryCounts:
-    category_id: np.ndarray       # int32, ascending
-    n: np.ndarray                 # eligible segments per category
-    sub_counts: list[np.ndarray]  # per category: segments per subcategory, in rank order
+from soclake.lake import Lake, sqlfiles
+from soclake.plan import feedback
+from soclake.plan.types import CategoryCounts, Context
+from soclake.spec.model import JobSpec
+from soclake.vocab import canonical_category
 
 
 def read_vocab(spec: JobSpec) -> list[str]:
     if not spec["pool"]["vocab"]:
         return []
-    from soclake.ingest.engine import canonical_category
     path = spec.path(spec["pool"]["vocab"])
     try:
         with open(path, encoding="utf-8") as f:
@@ -58,11 +47,8 @@ def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
     try:
         lake.con.execute(_one_statement(lake, sqlfiles.query("eligible", filter=view, where=where), pool["where"]))
         rows = lake.con.execute(sqlfiles.query("category_counts")).fetchall()
-    except Exception as e:
-        import duckdb
-        if isinstance(e, duckdb.Error):
-            raise SoclakeError(f"[pool] where = {pool['where']!r} is not a valid predicate over segments: {e}") from None
-        raise
+    except duckdb.Error as e:
+        raise SoclakeError(f"[pool] where = {pool['where']!r} is not a valid predicate over segments: {e}") from None
     if not rows:
         raise SoclakeError(f"no segment is eligible for job {spec.name!r}: filter {view}, sources "
                            f"{pool['sources'] or 'all'}, where {where!r}, vocab {pool['vocab'] or 'none'}; "
@@ -74,11 +60,9 @@ def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
 def category_context(lake: Lake, spec: JobSpec, counts: CategoryCounts) -> Context:
     """The sampling Context of the eligible categories (after open_eligible): LVIS frequency
     buckets, and the AP of the spec's feedback (NaN where it has none)."""
-    from soclake.plan.sampling import Context  # at call time: sampling imports this module
     name = spec["sampling"]["feedback"]
     if name:
-        from soclake.feedback import check_name
-        check_name(lake, name)
+        feedback.check_name(lake, name)
     rows = lake.con.execute(sqlfiles.query("category_context"), {"feedback": name}).fetchall()
     assert [r[0] for r in rows] == counts.category_id.tolist(), "context rows align with the counts"
     ap = np.array([np.nan if r[2] is None else r[2] for r in rows], np.float64) if name else None

@@ -14,16 +14,9 @@ from typing import Callable
 import numpy as np
 
 from soclake.errors import SoclakeError
-from soclake.plan.pool import CategoryCounts
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a strategy may know besides the counts, aligned with CategoryCounts."""
-    category_id: np.ndarray
-    ap: np.ndarray | None = None         # feedback AP per category, NaN where the feedback has none
-    frequency: np.ndarray | None = None  # LVIS frequency bucket per category: 'rare', 'common', 'frequent'
-
+from soclake.plan.types import CategoryCounts, Context
+from soclake.registry import Registry
+from soclake.vocab import canonical_category
 
 Weights = Callable[[np.ndarray, dict, Context], np.ndarray]
 
@@ -59,7 +52,7 @@ def hardness_size_mix(size_mix: list[float], ap: np.ndarray, p: dict) -> np.ndar
     if np.isnan(ap).all():
         raise SoclakeError(f"[sampling] size_feedback: feedback {p['feedback']!r} has no ap_small / ap_medium / "
                            "ap_large for any of the job's eligible categories; load a file with those columns "
-                           "(e.g. from soclake.feedback.from_cocoeval) or set size_feedback = false")
+                           "(e.g. from soclake.outputs.feedback.from_cocoeval) or set size_feedback = false")
     lacking = [f"ap_{b}" for b, a, m in zip(SIZE_BUCKETS, ap, mix) if np.isnan(a) and m > 0]
     if lacking:
         raise SoclakeError(f"[sampling] size_feedback: feedback {p['feedback']!r} gives no {' / '.join(lacking)} "
@@ -69,12 +62,12 @@ def hardness_size_mix(size_mix: list[float], ap: np.ndarray, p: dict) -> np.ndar
     return w / w.sum()
 
 
-STRATEGIES: dict[str, Weights] = {
+STRATEGIES = Registry("sampling strategy", {
     "uniform_segments": lambda n, p, ctx: n.astype(np.float64),          # SOC: every segment equally likely
     "uniform_categories": lambda n, p, ctx: np.ones(len(n), np.float64),
     "temperature": lambda n, p, ctx: n.astype(np.float64) ** p["temperature"],
     "hardness": hardness,
-}
+})
 
 
 def category_weights(counts: CategoryCounts, sampling: dict, ctx: Context | None = None) -> np.ndarray:
@@ -125,7 +118,6 @@ def _place_quotas(rng: np.random.Generator, cat: np.ndarray, quotas: dict[str, i
                   category_index: dict[str, int]) -> None:
     if not quotas:
         return
-    from soclake.ingest.engine import canonical_category
     names = sorted(quotas)
     idx = [category_index.get(canonical_category(name)) for name in names]
     for name, i in zip(names, idx):

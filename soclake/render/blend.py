@@ -14,16 +14,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from soclake.registry import Registry
+
 Patch = tuple[np.ndarray, np.ndarray, int]  # premultiplied rgb float32 (h,w,3), alpha uint8 (h,w), pad
 
-BLENDS: dict[str, Callable[[np.ndarray, np.random.Generator, dict], Patch]] = {}
-
-
-def blend(name: str):
-    def register(fn):
-        BLENDS[name] = fn
-        return fn
-    return register
+BlendMode = Callable[[np.ndarray, np.random.Generator, dict], Patch]
+BLENDS = Registry("blend mode")
+blend = BLENDS.register
 
 
 def quantize(alpha: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from soclake import imaging
 from soclake.errors import RejectedItem
 from soclake.render import annotate
 from soclake.render.blend import BLENDS
+from soclake.shards.tar import sample_key
 
 Reader = Callable[[str, int, int], bytes]
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
@@ -241,7 +242,7 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, seg
             "dropped": int(len(objects) - len(instances)), "failed_reads": failures, **provenance,
             "seed": plan["seed"]}
     if plan.get("base_id") is not None:
-        info["variation"] = {"base_id": plan["base_id"], "base_key": f"{plan['base_id']:09d}", "factor": plan["factor"],
+        info["variation"] = {"base_id": plan["base_id"], "base_key": sample_key(plan["base_id"]), "factor": plan["factor"],
                              "value": plan["factor_value"], "target_id": plan["target_id"],
                              "added_ids": list(plan["added_ids"] or [])}
     members["json"] = json.dumps(info, sort_keys=True, separators=(",", ":")).encode()

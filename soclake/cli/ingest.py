@@ -1,0 +1,42 @@
+"""`soclake ingest LAYOUT SOURCE`: segments or backgrounds from a source layout into a lake."""
+from __future__ import annotations
+
+from soclake.cli.common import add_command, lake_arg, lake_of, progress_arg
+from soclake.ingestion import LAYOUTS, ingest
+
+
+def add_parser(sub) -> None:
+    p = add_command(sub, "ingest", "ingest segments or backgrounds from a source layout",
+                    "Ingest a source into the lake. Items already in the lake are skipped; bad items become rows "
+                    "of the rejects table and never stop the run.")
+    p.add_argument("layout", choices=LAYOUTS.names(), help="the source's layout")
+    p.add_argument("source", help="pool root (soc, folders, backgrounds), instances JSON (coco) or a "
+                   "folder holding images/ and masks/ (sod)")
+    lake_arg(p)
+    p.add_argument("--source-name", help="name of the source in the lake (default: the folder name)")
+    p.add_argument("--metadata", help="soc: metadata JSON keyed category_subcategory "
+                   "(default: the one *metadata*.json in SOURCE)")
+    p.add_argument("--quality", help="soc: quality-flag JSON keyed by relative path "
+                   "(default: SOURCE/segment_quality.json if present)")
+    p.add_argument("--category", help="sod: category of every pair (default: the source folder name)")
+    p.add_argument("--distractors", help="folders: a folder of unlabelled distractor cut-outs")
+    p.add_argument("--images", help="coco: images folder (default: images/ beside the JSON)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--max-pixels", type=int, default=None, help="reject images above this many pixels")
+    p.add_argument("--retry-rejects", action="store_true", help="process items rejected by earlier runs again")
+    progress_arg(p)
+
+
+def run(args) -> int:
+    lake = lake_of(args, create=True)
+    options = {k: v for k, v in {"metadata": args.metadata, "quality": args.quality, "category": args.category,
+                                 "distractors": args.distractors, "images": args.images}.items() if v}
+    if args.max_pixels:
+        options["max_pixels"] = args.max_pixels
+    summary = ingest(lake, args.layout, args.source, source_name=args.source_name, workers=args.workers,
+                     retry_rejects=args.retry_rejects, progress=args.progress, **options)
+    print(summary.describe())
+    if summary.rejected:
+        print(f"see the reasons: soclake sql --lake {args.lake} \"SELECT source_uri, reason, detail FROM "
+              f"rejects WHERE ingest_run = '{summary.run}'\"")
+    return 0

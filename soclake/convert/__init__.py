@@ -1,0 +1,1 @@
+"""Converters between outside dataset formats and soclake shards (COCO to shards)."""

@@ -1,0 +1,42 @@
+"""Layout `folders`: one folder per category of RGBA cut-outs (Cut-Paste-Learn style).
+
+SOURCE/<category>/*.png (nested folders below a category are walked too). An optional
+--distractors folder holds unlabelled cut-outs, stored with is_distractor = true.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+from soclake.errors import SoclakeError
+from soclake.ingestion.engine import IngestOptions, Task, load_rgba_file
+from soclake.ingestion.files import walk
+
+KIND = "segments"
+DISTRACTOR_CATEGORY = "distractor"
+
+
+def scan(source: str, options: IngestOptions) -> Iterator[Task]:
+    if not os.path.isdir(source):
+        raise SoclakeError(f"folders source {source!r} is not a folder of category folders")
+    distractors = options.layout.get("distractors")
+    if distractors and not os.path.isdir(distractors):
+        raise SoclakeError(f"distractors folder {distractors!r} does not exist")
+    for rel in walk(source):
+        parts = rel.split("/")
+        if len(parts) < 2:
+            yield Task(uri=rel, reject=("wrong_layout", f"{rel} is not inside a category folder; "
+                                        "move it to SOURCE/<category>/"))
+            continue
+        if distractors and os.path.abspath(os.path.join(source, parts[0])) == os.path.abspath(distractors):
+            continue  # the distractors folder may sit inside the source; it is walked below
+        yield Task(uri=rel, path=os.path.join(source, rel), category=parts[0],
+                   fields={"subcategory": "/".join(parts[1:-1]) or None})
+    if distractors:
+        name = os.path.basename(os.path.normpath(distractors))
+        for rel in walk(distractors):
+            yield Task(uri=f"{name}/{rel}", path=os.path.join(distractors, rel), category=DISTRACTOR_CATEGORY,
+                       fields={"is_distractor": True})
+
+
+load = load_rgba_file

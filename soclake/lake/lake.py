@@ -1,0 +1,181 @@
+"""The Lake: a root URI holding Parquet tables and packs, and a DuckDB connection over them.
+
+Every table (schemas/) is a folder of immutable Parquet parts; every view in sql/*.sql is
+defined on top, loaded by file name. Writes append whole parts; nothing is rewritten.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import uuid
+import warnings
+from typing import Any, Iterator, Sequence
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from soclake import storage
+from soclake.errors import NoLockWarning, SoclakeError
+from soclake.lake.schemas import table_names, table_schema
+from soclake.lake.sqlfiles import sql_string
+from soclake.resources import data_dir
+from soclake.vocab import coco_categories, lvis_names
+
+MARKER = "soclake.json"
+LAKE_FORMAT = 1
+
+
+class Lake:
+    """A lake at a root URI (a local folder by default, or any fsspec URI)."""
+
+    def __init__(self, uri: str, create: bool = False, storage_options: dict | None = None):
+        self.uri = str(uri)
+        self.storage_options = storage_options
+        self.fs, self.root = storage.resolve(self.uri, storage_options)
+        marker = self.path(MARKER)
+        if not self.fs.exists(marker):
+            if not create:
+                raise SoclakeError(f"no lake at {self.uri!r} (missing {MARKER}); "
+                                   f"create one with `soclake ingest ... --lake {self.uri}`")
+            try:
+                self.fs.makedirs(self.root, exist_ok=True)  # on s3://, creates the bucket if it is missing
+                storage.write_bytes(self.fs, marker, json.dumps({"format": LAKE_FORMAT}).encode())
+            except OSError as e:
+                raise SoclakeError(f"cannot create a lake at {self.uri!r}: {e}") from None
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __repr__(self) -> str:
+        tables = [t for t in table_names() if self.table_parts(t)]
+        return f"Lake({self.uri!r}: {', '.join(tables) or 'empty'})"
+
+    @property
+    def ref(self) -> dict:
+        """What another process needs to open this lake: Lake.from_ref(lake.ref). On an object
+        store the storage options travel too (credentials are better left to the environment)."""
+        return {"uri": self.root if storage.is_local(self.fs) else self.uri, "storage_options": self.storage_options}
+
+    @classmethod
+    def from_ref(cls, ref: dict) -> "Lake":
+        return cls(ref["uri"], storage_options=ref["storage_options"])
+
+    # ------------------------------------------------------------------ paths
+    def path(self, *parts: str) -> str:
+        return storage.join(self.root, *parts)
+
+    def uri_of(self, path: str) -> str:
+        """A path as DuckDB must see it (with protocol for non-local filesystems)."""
+        return path if storage.is_local(self.fs) else self.fs.unstrip_protocol(path)
+
+    def relpath(self, path: str) -> str:
+        return path[len(self.root) + 1:] if path.startswith(self.root + "/") else path
+
+    def table_dir(self, table: str) -> str:
+        return self.path("tables", table)
+
+    def table_parts(self, table: str) -> list[str]:
+        folder = self.table_dir(table)
+        if not self.fs.exists(folder):
+            return []
+        return sorted(p for p in self.fs.glob(storage.join(folder, "*.parquet")))
+
+    # ------------------------------------------------------------------ writes
+    def append(self, table: str, data: pa.Table, part: str | None = None) -> str | None:
+        """Write `data` as a new immutable part of `table`; returns its path (None if empty)."""
+        if data.num_rows == 0:
+            return None
+        data = data.cast(table_schema(table))
+        path = storage.join(self.table_dir(table), f"part-{part or uuid.uuid4().hex}.parquet")
+        with storage.atomic_open(self.fs, path) as f:
+            pq.write_table(data, f, compression="zstd")
+        self._invalidate()
+        return path
+
+    @contextlib.contextmanager
+    def writer_lock(self, wait: bool = False) -> Iterator[None]:
+        """Serialise writers of one local lake (ids must be assigned by one process at a time).
+        Without `wait`, a held lock is an error (ingest); with it, this process waits (planning
+        from several array-job tasks at once: the first plans, the others find the plan).
+
+        Object stores offer no lock: this warns (NoLockWarning) and goes on unlocked. Run one
+        ingest at a time and one planner per job (`soclake plan` before the array job); shards
+        need no lock, since each shard's objects are named by (job, fingerprint, shard), their
+        bytes are a function of the plan, and its manifest object, written last, commits it."""
+        if not storage.is_local(self.fs):
+            if not storage.is_in_memory(self.fs):  # memory:// is seen by this process only
+                warnings.warn(NoLockWarning(
+                    f"{self.uri}: an object store has no writer lock; run one ingest at a time and one "
+                    f"planner per job (e.g. `soclake plan` once before an array job)"), stacklevel=3)
+            yield
+            return
+        with open(self.path(".lock"), "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SoclakeError(f"another soclake process is writing to {self.uri}; "
+                                   "wait for it to finish") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------ reads
+    def read_range(self, relpath: str, offset: int, length: int) -> bytes:
+        return storage.read_range(self.fs, self.path(relpath), offset, length)
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """DuckDB connection with one view per table and every view of sql/*.sql."""
+        if self._con is None:
+            self._con = self._connect()
+        return self._con
+
+    def _invalidate(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def refresh(self) -> None:
+        """Re-read the table folders (after another process wrote to the lake)."""
+        self.fs.invalidate_cache()  # object-store listings are cached per filesystem instance
+        self._invalidate()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        if not storage.is_local(self.fs):
+            con.register_filesystem(self.fs)
+        for table in table_names():
+            if self.table_parts(table):
+                glob = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet")))
+                # a view takes no parameters: the table name is from the schema files, the path a quoted literal
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({glob}, union_by_name=true)")
+            else:
+                con.register(f"_empty_{table}", table_schema(table).empty_table())
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
+        con.register("_coco_vocabulary", pa.Table.from_pylist(coco_categories()))
+        lvis = lvis_names()
+        con.register("_lvis_vocabulary", pa.table({"vocab_id": list(range(1, len(lvis) + 1)), "name": lvis}))
+        con.register("_user_vocabulary", pa.table({"vocab_id": pa.array([], pa.int64()), "name": pa.array([], pa.string()),
+                                                   "is_primary": pa.array([], pa.bool_())}))
+        for sql_file in sorted(data_dir("sql").glob("*.sql")):
+            con.execute(sql_file.read_text())
+        return con
+
+    def query(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table:
+        """Run SQL against the lake's views and return the whole result as Arrow."""
+        return self.con.sql(sql, params=params).to_arrow_table()
+
+    def views(self) -> list[str]:
+        rows = self.con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY 1").fetchall()
+        return [r[0] for r in rows]
+
+    def filter_names(self) -> list[str]:
+        return [v for v in self.views() if v.startswith("filter_")]
+
+    def check_filter(self, name: str) -> str:
+        """Validate a quality-filter view name (filter_0 ... filter_4); unknown names are errors."""
+        names = self.filter_names()
+        if name not in names:
+            raise SoclakeError(f"unknown filter {name!r}; choose one of {', '.join(names)}")
+        return name
