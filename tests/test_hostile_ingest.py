@@ -73,7 +73,7 @@ def guarded(tmp_path, monkeypatch):
 CUTOUT_OUTCOMES = {**BROKEN, "good.png": None, "one_pixel.png": None, "tall.png": None, "wide.png": None,
                    "palette.png": None, "la.png": None, "sixteen.png": None, "gray16.png": "no_alpha",
                    "cmyk.jpg": "no_alpha", "truncated.jpg": "no_alpha",
-                   "fifo.png": "unreadable", "devzero.png": "unreadable"}
+                   "fifo.png": "unreadable", "devzero.png": "unsafe_path"}
 
 
 @pytest.mark.parametrize("layout", ["soc", "folders"])

@@ -11,6 +11,7 @@ LAYOUTS = {
     "coco": "soclake.ingest.coco",
     "sod": "soclake.ingest.sod",
     "backgrounds": "soclake.ingest.backgrounds",
+    "parquet": "soclake.ingest.parquet",
 }
 
 
