@@ -3,6 +3,7 @@ used for the hint printed when an ingest accepted nothing.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections import Counter
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from soclake.formats import IMAGE_EXTENSIONS
+from soclake.formats import ALLOWED, IMAGE_EXTENSIONS, sniff
 
 if TYPE_CHECKING:
     from soclake.ingest.engine import IngestSummary
@@ -37,10 +38,17 @@ def _image_depths(root: str) -> tuple[Counter, str | None]:
 
 
 def _has_alpha(path: str) -> bool:
+    """Whether an image file declares transparency, from its header (only the format the header
+    names is parsed: an EPS named .png never reaches Pillow's EPS plugin)."""
     try:
-        with Image.open(path) as im:  # header only
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)
+        fmt = sniff(head)
+        if fmt not in ALLOWED or fmt == "JXL":
+            return False
+        with Image.open(io.BytesIO(head), formats=[fmt]) as im:  # header only
             return im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-    except Exception:
+    except Exception:  # unreadable or damaged: no guess
         return False
 
 

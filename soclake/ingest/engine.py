@@ -309,8 +309,9 @@ def _lvis_ids() -> dict[str, int]:
 
 
 def _skip_known(lake: Lake, kind: str, source: str, tasks: Iterable[Task], summary: IngestSummary,
-                retry_rejects: bool, batch: int = 512) -> Iterator[Task]:
-    """Drop tasks whose item the lake already holds (incremental ingest), batch by batch."""
+                retry_rejects: bool, layout: str, batch: int = 512) -> Iterator[Task]:
+    """Drop tasks whose item the lake already holds (incremental ingest), batch by batch. Items
+    rejected by another layout are tried again (the source was first ingested with the wrong one)."""
     parts = {t: [lake.uri_of(p) for p in lake.table_parts(t)] for t in (kind, "rejects")}
     if not parts[kind] and not parts["rejects"]:
         yield from tasks
@@ -323,9 +324,10 @@ def _skip_known(lake: Lake, kind: str, source: str, tasks: Iterable[Task], summa
         params["items"] = parts[kind]
     if parts["rejects"] and not retry_rejects:
         # full uris (metadata entries "file.json#key") and item parts (COCO images "x.jpg#ann=3")
-        known_sql.append("SELECT source_uri AS uri FROM read_parquet($rejects) WHERE source = $source UNION ALL "
-                         "SELECT split_part(source_uri, '#', 1) FROM read_parquet($rejects) WHERE source = $source")
-        params["rejects"] = parts["rejects"]
+        known_sql.append("SELECT source_uri AS uri FROM read_parquet($rejects) WHERE source = $source AND layout = $layout "
+                         "UNION ALL SELECT split_part(source_uri, '#', 1) FROM read_parquet($rejects) "
+                         "WHERE source = $source AND layout = $layout")
+        params["rejects"], params["layout"] = parts["rejects"], layout
     if not known_sql:  # only rejects so far, and they are to be retried
         yield from tasks
         return
@@ -376,7 +378,8 @@ def run(lake: Lake, layout: str, source: str, source_name: str | None = None, wo
     workers = workers or os.cpu_count() or 1
     with lake.writer_lock():
         sink = Sink(lake, mod.KIND, source_name, layout, run_id, summary, flush_rows, flush_bytes)
-        tasks = _skip_known(lake, mod.KIND, source_name, mod.scan(source, options), summary, retry_rejects)
+        tasks = _skip_known(lake, mod.KIND, source_name, mod.scan(source, options), summary, retry_rejects,
+                            layout)
         if hasattr(mod, "attach"):
             tasks = mod.attach(tasks, source, options)
         work = partial(process, layout, options)

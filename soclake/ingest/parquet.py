@@ -1,8 +1,9 @@
 """Layout `parquet`: datasets as the Hugging Face Hub serves them, one Parquet file, a folder or a
 glob of them, with an image column (the HF `Image` feature: a struct of `bytes` and `path`, or plain
 binary) and metadata columns. RGBA images become segments; with --mask-column, RGB image + mask
-pairs become segments as in `sod`. Files are read row group by row group, in batches of a few rows
-(bounded memory: a 10 GB file is never loaded whole); each row is one item, `FILE#row=N`.
+pairs become segments as in `sod`. Files are read row group by row group, only the needed columns
+(bounded memory: one row group, ~100 rows in HF's files; a 10 GB file is never loaded whole); each
+row is one item, `FILE#row=N`.
 """
 from __future__ import annotations
 
@@ -166,8 +167,9 @@ def _row_fields(plan: Plan, row: dict) -> dict:
 
 
 def _batches(path: str, group: int, columns: list[str]) -> Iterator[tuple[int, dict]]:
-    """(row index within the group, row) of one row group, read TASK_ROWS rows at a time."""
-    pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    """(row index within the group, row) of one row group, handed out TASK_ROWS rows at a time:
+    memory holds one row group of the needed columns (pyarrow decodes whole row groups)."""
+    pf = pq.ParquetFile(path)
     i = 0
     for batch in pf.iter_batches(batch_size=TASK_ROWS, row_groups=[group], columns=columns):
         for row in batch.to_pylist():
