@@ -10,7 +10,6 @@ import json
 
 import imagecodecs
 import numpy as np
-import pytest
 from PIL import Image
 
 from conftest import blob_rgba, save_png
