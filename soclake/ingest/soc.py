@@ -89,7 +89,10 @@ def find_metadata(root: str, given: str | None) -> str | None:
             raise SoclakeError(f"metadata file {given!r} does not exist")
         return given
     found = sorted(glob.glob(os.path.join(glob.escape(root), "*metadata*.json")))
-    return found[0] if len(found) == 1 else None
+    if len(found) > 1:
+        raise SoclakeError(f"{root} holds {len(found)} metadata files ({', '.join(os.path.basename(f) for f in found[:4])}); "
+                           "pass the right one with --metadata")
+    return found[0] if found else None
 
 
 def find_quality(root: str, given: str | None) -> str | None:
@@ -129,6 +132,7 @@ def scan(source: str, options: IngestOptions) -> Iterator[Task]:
             yield from _archive_tasks(a, meta, quality)
         if not archive:
             sidecars = {os.path.relpath(p, source) for p in (meta_path, quality_path) if p}
+            sidecars |= {n for n in os.listdir(source) if n.lower().endswith(".json")}  # metadata of the pool
             sidecars |= {os.path.basename(v) for a in archives for v in soc_archive.volumes(a)}
             files = walk(source, follow_links=bool(opts.get("follow_links")), skip=frozenset(sidecars))
             while batch := list(islice(files, 2048)):
