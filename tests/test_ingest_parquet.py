@@ -107,18 +107,19 @@ def test_row_groups_files_and_bad_rows_are_rows_of_rejects_then_reruns_skip(tmp_
     table = pa.table({"image": pa.array(images, struct), "category": ["ball"] * 10})
     pq.write_table(table, folder / "a.parquet", row_group_size=4)
     (folder / "README.md").write_text("a dataset card")
+    (folder / "preview.png").write_bytes(good[0])
     lake = Lake(str(tmp_path / "lake"), create=True)
     s = ingest(lake, "parquet", str(folder), workers=2, progress=False)
-    assert (s.accepted, s.rejected) == (7, 3)
+    assert (s.accepted, s.rejected) == (7, 4)
     lake.refresh()
     rejects = {r["source_uri"]: r["reason"] for r in lake.query("SELECT * FROM rejects").to_pylist()}
     assert rejects == {"a.parquet#row=3": "missing_image", "a.parquet#row=5": "not_an_image",
-                       "a.parquet#row=7": "no_alpha"}
+                       "a.parquet#row=7": "no_alpha", "preview.png": "not_parquet"}
     again = ingest(lake, "parquet", str(folder / "*.parquet"), source_name="data", workers=1, progress=False)
-    assert (again.accepted, again.skipped) == (0, 10)
+    assert (again.accepted, again.skipped) == (0, 10)  # the glob names no preview.png
     pq.write_table(pa.table({"image": pa.array(images[:2], struct), "category": ["ball", "cube"]}), folder / "b.parquet")
     third = ingest(lake, "parquet", str(folder), workers=1, progress=False)
-    assert (third.accepted, third.skipped) == (0, 10)  # same pixels as a.parquet rows 0, 1: duplicates
+    assert (third.accepted, third.skipped) == (0, 11)  # same pixels as a.parquet rows 0, 1: duplicates
     assert third.rejected == 2 and third.reasons["duplicate"] == 2
 
 
@@ -165,4 +166,5 @@ def test_memory_stays_bounded_by_one_row_group(tmp_path):
                          text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout.split()
     accepted, rejected, duplicates, peak = map(int, out)
     assert (accepted, rejected, duplicates) == (4, n - 4, n - 4)
+    print(f"Arrow peak {peak / 1e6:.0f} MB on a {size / 1e6:.0f} MB file")
     assert peak < size / 4, f"Arrow peaked at {peak / 1e6:.0f} MB on a {size / 1e6:.0f} MB file"

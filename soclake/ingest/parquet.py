@@ -61,11 +61,11 @@ def _files(source: str) -> tuple[str, list[str], list[Task]]:
     if os.path.isdir(source):
         files, rejects = [], []
         for found in walk(source):
-            if found.reject is None or found.rel.endswith(".parquet"):
-                if found.rel.endswith(".parquet"):
-                    files.append(os.path.join(os.path.abspath(source), found.rel))
-                continue
-            if not found.rel.lower().endswith(SIDECARS):
+            if found.reject and found.reject[0] in ("unsafe_path", "linked_folder", "unreadable"):
+                rejects.append(Task(uri=found.rel, reject=found.reject))
+            elif found.rel.endswith(".parquet"):
+                files.append(os.path.join(os.path.abspath(source), found.rel))
+            elif not found.rel.lower().endswith(SIDECARS):
                 rejects.append(Task(uri=found.rel, reject=("not_parquet", f"{found.rel} is not a Parquet file; "
                                                            "the parquet layout reads *.parquet")))
         return os.path.abspath(source), files, rejects
