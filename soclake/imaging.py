@@ -11,8 +11,9 @@ import warnings
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
+from soclake import formats
 from soclake.errors import RejectedItem
 
 cv2.setNumThreads(1)  # parallelism comes from worker processes; threads only add contention
@@ -23,30 +24,92 @@ MASK_THRESHOLD = 128
 MAX_PIXELS = 100_000_000
 """Images above this many pixels are rejected before decoding (decompression bombs)."""
 
-ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"}
+ALLOWED_FORMATS = set(formats.ALLOWED)
 
 
 def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open encoded image bytes lazily, rejecting non-images, odd formats and bombs."""
-    if not data:
-        raise RejectedItem("empty_file", "the file has zero bytes; re-export it")
+    """Open encoded image bytes lazily, rejecting non-images, odd formats and bombs. The format
+    is read from the header first and only its own decoder runs (an EPS named .jpg never
+    reaches Pillow's EPS plugin and Ghostscript). JPEG XL is decoded here, after its header's
+    size passed the limit."""
+    fmt = formats.check_format(data)
+    if fmt == "JXL":
+        return _jxl_image(formats.decode_jxl(data, max_pixels))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as e:
         raise RejectedItem("too_large", f"{e}; shrink the image below {max_pixels} pixels") from None
     except Exception as e:  # PIL raises several types for garbage input
-        raise RejectedItem("not_an_image", f"cannot identify image ({type(e).__name__}); "
-                           "check that the file is a PNG/JPEG/WebP") from None
-    if im.format not in ALLOWED_FORMATS:
-        raise RejectedItem("unsupported_format", f"format {im.format} is not one of {sorted(ALLOWED_FORMATS)}")
+        raise RejectedItem("not_an_image", f"cannot read the {fmt} header ({type(e).__name__}); "
+                           "the file is damaged or not an image") from None
     if im.width * im.height > max_pixels:
         raise RejectedItem("too_large", f"{im.width}x{im.height} exceeds the limit of {max_pixels} "
                            "pixels; shrink the image or raise --max-pixels")
     if im.width < 1 or im.height < 1:
         raise RejectedItem("empty_image", "image has no pixels")
     return im
+
+
+def _jxl_image(arr: np.ndarray) -> Image.Image:
+    """A Pillow image of decoded JPEG XL pixels; 16-bit colour keeps its 8 high bits, as PNG does."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.dtype == np.uint16 and arr.ndim == 2:
+        im = Image.fromarray(arr)  # mode I;16: decode_gray scales it like a 16-bit PNG mask
+    else:
+        if arr.dtype == np.uint16:
+            arr = (arr >> 8).astype(np.uint8)
+        elif arr.dtype != np.uint8:
+            arr = np.clip(arr.astype(np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+        mode = "L" if arr.ndim == 2 else {2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
+        im = Image.fromarray(np.ascontiguousarray(arr), mode)
+    im.format = "JXL"
+    return im
+
+
+EXIF_ORIENTATION = 0x0112
+
+
+def orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1-8) a file asks for; 1 when it has none. PNGs are asked only
+    for an eXIf chunk read with the header (Pillow would otherwise decode the whole image)."""
+    try:
+        if im.format == "PNG":
+            raw = im.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = im.getexif()
+        value = exif.get(EXIF_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block: the pixels are kept as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def source_orientation(data: bytes) -> int:
+    """The orientation the file's own metadata gives (EXIF; JPEG XL header), 1 when none; the
+    decode_* functions apply it."""
+    if formats.sniff(data) == "JXL":
+        return formats.jxl_header(data)[2]
+    try:
+        return orientation(open_image(data))
+    except RejectedItem:
+        return 1
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """The decoded image turned as its EXIF orientation asks (a no-op for orientation 1)."""
+    if orientation(im) == 1:
+        return _load(im)
+    _load(im)
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception as e:
+        raise RejectedItem("corrupt", f"cannot apply the EXIF orientation ({e}); re-export the file") from None
 
 
 def _decode_fast_rgba(data: bytes) -> np.ndarray | None:
@@ -64,21 +127,22 @@ def has_alpha(im: Image.Image) -> bool:
 
 
 def decode_rgba(data: bytes, max_pixels: int = MAX_PIXELS, require_alpha: bool = True) -> np.ndarray:
-    """Decode to an HxWx4 uint8 RGBA array. Without an alpha channel: rejected, or opaque."""
+    """Decode to an HxWx4 uint8 RGBA array, turned upright as its EXIF orientation asks.
+    Without an alpha channel: rejected, or opaque."""
     im = open_image(data, max_pixels)
     if require_alpha and not has_alpha(im):
         raise RejectedItem("no_alpha", f"mode {im.mode} has no alpha channel; a cut-out needs "
                            "transparency (save it as an RGBA PNG)")
-    if im.format == "PNG" and im.mode == "RGBA":
+    if im.format == "PNG" and im.mode == "RGBA" and orientation(im) == 1:
         arr = _decode_fast_rgba(data)
         if arr is not None and arr.shape[:2] == (im.height, im.width):
             return arr
-    return np.asarray(_load(im).convert("RGBA"))
+    return np.asarray(_upright(im).convert("RGBA"))
 
 
 def decode_rgb(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode to an HxWx3 uint8 RGB array (alpha, if any, is dropped)."""
-    im = _load(open_image(data, max_pixels))
+    """Decode to an HxWx3 uint8 RGB array (alpha, if any, is dropped), turned upright."""
+    im = _upright(open_image(data, max_pixels))
     if im.mode == "RGB":
         return np.asarray(im)
     if im.mode == "I;16" or im.mode.startswith("I"):
@@ -87,8 +151,9 @@ def decode_rgb(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 
 def decode_gray(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode a mask image to HxW uint8 (16-bit masks are scaled down, colour masks averaged)."""
-    im = _load(open_image(data, max_pixels))
+    """Decode a mask image to HxW uint8 (16-bit masks are scaled down, colour masks averaged),
+    turned upright."""
+    im = _upright(open_image(data, max_pixels))
     if im.mode in ("I;16", "I;16B", "I"):
         return (np.asarray(im, dtype=np.uint32) >> 8).astype(np.uint8)
     if im.mode in ("RGBA", "LA") and np.asarray(im.getchannel("A")).min() < 255:

@@ -77,10 +77,11 @@ BROKEN = {"zero.png": "empty_file", "zero.jpg": "empty_file", "truncated.png": "
 
 def add_special_files(folder, outcome: dict) -> None:
     """A FIFO and a symlink to /dev/zero named like images: reading either naively hangs or
-    never ends. Both must be rejected unread."""
+    never ends. Both must be rejected unread: the FIFO as unreadable, the link because it
+    leaves the source (unsafe_path; with --follow-links it is unreadable: not a regular file)."""
     os.mkfifo(os.path.join(folder, "fifo.png"))
     os.symlink("/dev/zero", os.path.join(folder, "devzero.png"))
-    outcome.update({"fifo.png": "unreadable", "devzero.png": "unreadable"})
+    outcome.update({"fifo.png": "unreadable", "devzero.png": "unsafe_path"})
 
 
 # ----------------------------------------------------------------------------- no writes / reads outside

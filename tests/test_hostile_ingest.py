@@ -73,7 +73,7 @@ def guarded(tmp_path, monkeypatch):
 CUTOUT_OUTCOMES = {**BROKEN, "good.png": None, "one_pixel.png": None, "tall.png": None, "wide.png": None,
                    "palette.png": None, "la.png": None, "sixteen.png": None, "gray16.png": "no_alpha",
                    "cmyk.jpg": "no_alpha", "truncated.jpg": "no_alpha",
-                   "fifo.png": "unreadable", "devzero.png": "unreadable"}
+                   "fifo.png": "unreadable", "devzero.png": "unsafe_path"}
 
 
 @pytest.mark.parametrize("layout", ["soc", "folders"])
@@ -253,3 +253,123 @@ def test_compose_from_one_pixel_and_extreme_aspect_segments(tmp_path, kind, rota
             n += check_sample_exact(members, plan[key])
     assert n == summary.instances and summary.instances + summary.dropped > 0
     assert summary.instances > 0 or blend != "none"  # feathered 1-pixel-wide objects never reach alpha 128
+
+
+# ----------------------------------------------------------------------------- names, links, headers
+def bad_utf8(folder, name: bytes) -> bytes:
+    """The path (bytes) of `name`, a name that is not valid UTF-8, inside `folder`."""
+    return os.path.join(os.fsencode(str(folder)), name)
+
+
+def test_names_that_are_not_utf8_are_rejects_and_the_rest_is_ingested(guarded):
+    """Today one such name aborts the whole ingest with UnicodeEncodeError (nothing committed,
+    and every rerun fails the same way)."""
+    root, start, check = guarded
+    src = root / "src"
+    save_png(src / "cat" / "good.png", blob_rgba(1, 32))
+    with open(bad_utf8(src / "cat", b"caf\xe9.png"), "wb") as f:
+        f.write(encode(blob_rgba(2, 32)))
+    os.makedirs(bad_utf8(src, b"\xff\xfebad"))
+    with open(os.path.join(bad_utf8(src, b"\xff\xfebad"), b"x.png"), "wb") as f:
+        f.write(encode(blob_rgba(3, 32)))
+    start()
+    lake = Lake(str(root / "lake"), create=True)
+    s = ingest(lake, "folders", str(src), workers=1, progress=False)
+    assert s.accepted == 1
+    got = {r["source_uri"]: r["reason"] for r in lake.query("SELECT source_uri, reason FROM rejects").to_pylist()}
+    assert got == {"cat/caf\\xe9.png": "unsafe_path", "\\xff\\xfebad": "unsafe_path"}
+    again = ingest(lake, "folders", str(src), workers=1, progress=False)
+    assert (again.accepted, again.skipped, again.rejected) == (0, 3, 0)
+    check(src)
+
+
+@pytest.mark.parametrize("layout", ["soc", "folders", "backgrounds"])
+def test_links_out_of_the_source_are_never_opened(guarded, layout):
+    """A link to a file (and to a folder) outside the source: an unsafe_path reject, unopened;
+    with --follow-links it is read. Links that stay inside the source are read as usual."""
+    root, start, check = guarded
+    src = root / "src"
+    folder = src / "cat" / "sub" if layout == "soc" else src / "cat"
+    save_png(folder / "inside.png", blob_rgba(4, 32) if layout != "backgrounds" else blob_rgba(4, 32)[..., :3])
+    os.symlink(root / "outside" / "secret.png", folder / "secret.png")
+    os.symlink(root / "outside", folder / "linked_dir")
+    os.symlink(folder / "inside.png", folder / "alias.png")
+    start()
+    lake = Lake(str(root / "lake"), create=True)
+    ingest(lake, layout, str(src), workers=1, progress=False)
+    got = outcomes(lake)
+    assert got["secret.png"] == "unsafe_path" and got["linked_dir"] == "unsafe_path"
+    assert {got["inside.png"], got["alias.png"]} == {None, "duplicate"}
+    check(src)  # the recorder proves secret.png was never opened
+    followed = Lake(str(root / "followed"), create=True)
+    ingest(followed, layout, str(src), workers=1, progress=False, follow_links=True)
+    table = "backgrounds" if layout == "backgrounds" else "segments"
+    uris = {r["source_uri"] for r in followed.query(f"SELECT source_uri FROM {table}").to_pylist()}
+    assert os.path.relpath(folder / "secret.png", src) in uris
+
+
+def eps_named_jpg() -> bytes:
+    return (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n%%EndComments\n"
+            b"0 0 moveto 16 16 lineto stroke\nshowpage\n%%EOF\n")
+
+
+@pytest.fixture
+def no_ghostscript(monkeypatch):
+    """Records any use of Pillow's EPS plugin (which runs Ghostscript on load)."""
+    from PIL import EpsImagePlugin
+    calls = []
+    real_open = EpsImagePlugin.EpsImageFile._open
+
+    def spy_open(self):
+        calls.append("open")
+        return real_open(self)
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", spy_open)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: calls.append("ghostscript") or (_ for _ in ()).throw(OSError("no gs")))
+    return calls
+
+
+@pytest.mark.parametrize("layout", ["folders", "backgrounds", "sod", "coco"])
+def test_postscript_named_jpg_never_reaches_a_decoder(tmp_path, no_ghostscript, layout):
+    """The format comes from the header: an EPS named .jpg is unsupported_format before Pillow's
+    EPS plugin (and Ghostscript) ever sees it."""
+    if layout == "coco":
+        (tmp_path / "images").mkdir()
+        (tmp_path / "images" / "x.jpg").write_bytes(eps_named_jpg())
+        doc = {"images": [{"id": 1, "file_name": "x.jpg", "width": 16, "height": 16}], "categories": [{"id": 1, "name": "a"}],
+               "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 8, 8],
+                                "segmentation": [[0, 0, 8, 0, 8, 8, 0, 8]]}]}
+        (tmp_path / "inst.json").write_text(json.dumps(doc))
+        source = tmp_path / "inst.json"
+    elif layout == "sod":
+        write_files(tmp_path / "src" / "images", {"x.jpg": eps_named_jpg()})
+        write_files(tmp_path / "src" / "masks", {"x.png": encode(np.full((16, 16), 255, np.uint8))})
+        source = tmp_path / "src"
+    else:
+        write_files(tmp_path / "src" / "cat", {"x.jpg": eps_named_jpg()})
+        source = tmp_path / "src"
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    ingest(lake, layout, str(source), workers=1, progress=False, **({"category": "a"} if layout == "sod" else {}))
+    got = lake.query("SELECT reason, detail FROM rejects").to_pylist()
+    assert [r["reason"] for r in got] == ["unsupported_format"] and "EPS" in got[0]["detail"]
+    assert no_ghostscript == []
+
+
+def test_postscript_named_jpg_in_shards_from_coco(tmp_path, no_ghostscript):
+    """Today shards-from-coco loads the file with Pillow before checking its format: the EPS
+    plugin runs Ghostscript."""
+    from soclake.convert.coco_to_shards import shards_from_coco
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "x.jpg").write_bytes(eps_named_jpg())
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "images" / "ok.png")
+    doc = {"images": [{"id": 1, "file_name": "x.jpg", "width": 16, "height": 16},
+                      {"id": 2, "file_name": "ok.png", "width": 16, "height": 16}],
+           "categories": [{"id": 1, "name": "a"}],
+           "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [0, 0, 8, 8],
+                            "segmentation": [[0, 0, 8, 0, 8, 8, 0, 8]]} for i in (1, 2)]}
+    (tmp_path / "inst.json").write_text(json.dumps(doc))
+    summary = shards_from_coco(str(tmp_path / "inst.json"), str(tmp_path / "images"), str(tmp_path / "out"),
+                               progress=False)
+    assert summary.images == 1
+    assert [(s["reason"], "EPS" in s["detail"]) for s in summary.skipped] == [("unsupported_format", True)]
+    assert no_ghostscript == []

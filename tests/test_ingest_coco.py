@@ -462,3 +462,84 @@ def test_source_must_be_a_json_file(tmp_path):
         ingest(lake, "coco", str(tmp_path / "images"), source_name="c", workers=1, progress=False)
     with pytest.raises(SoclakeError):
         ingest(lake, "coco", str(tmp_path / "absent.json"), source_name="c", workers=1, progress=False)
+
+
+# ----------------------------------------------------------------------------- LVIS v1
+def lvis_release(root) -> dict:
+    """An LVIS v1 val file in the published shape: images carry coco_url (no file_name) and
+    per-image neg / not-exhaustive category ids; categories carry synonyms, frequency (r/c/f),
+    synset, def and counts. The photos sit in COCO's own train2017/ and val2017/ folders."""
+    coco = root / "coco"
+    images, anns = [], []
+    for image_id, split in ((139, "val2017"), (9, "train2017")):
+        (coco / split).mkdir(parents=True, exist_ok=True)
+        # lossless bytes under COCO's .jpg name (the format is read from the header), so pixels compare exactly
+        save_png(coco / split / f"{image_id:012d}.jpg", noise_photo(image_id, 64, 48))
+        images.append({"id": image_id, "width": 64, "height": 48, "license": 1, "flickr_url": "http://farm.example/x.jpg",
+                       "coco_url": f"http://images.cocodataset.org/{split}/{image_id:012d}.jpg",
+                       "date_captured": "2013-11-14 11:18:45", "neg_category_ids": [3, 1203],
+                       "not_exhaustive_category_ids": [2]})
+    for i, (image_id, cat) in enumerate(((139, 1), (139, 2), (9, 3))):
+        x = 8 + 20 * (i % 2)
+        anns.append({"id": 100 + i, "image_id": image_id, "category_id": cat, "bbox": [x, 8, 16, 20], "area": 320.0,
+                     "segmentation": [[x, 8, x + 16, 8, x + 16, 28, x, 28]]})
+    cats = [{"id": 1, "name": "aerosol_can", "synonyms": ["aerosol_can", "spray_can"], "synset": "aerosol.n.02",
+             "def": "a dispenser that holds a substance under pressure", "frequency": "c", "image_count": 64,
+             "instance_count": 109},
+            {"id": 2, "name": "air_conditioner", "synonyms": ["air_conditioner"], "synset": "air_conditioner.n.01",
+             "def": "a machine that keeps air cool and dry", "frequency": "f", "image_count": 364, "instance_count": 1467},
+            {"id": 3, "name": "bolo_tie", "synonyms": ["bolo_tie", "bolo", "bola_tie", "bola"], "synset": "bolo_tie.n.01",
+             "def": "a cord fastened around the neck", "frequency": "r", "image_count": 1, "instance_count": 1}]
+    doc = {"info": {"description": "LVIS v1"}, "licenses": [], "images": images, "annotations": anns, "categories": cats}
+    path = root / "lvis_v1_val.json"
+    path.write_text(json.dumps(doc))
+    return {"json": path, "images": coco}
+
+
+def test_lvis_v1_with_coco_url_and_category_fields(tmp_path):
+    """Today a real LVIS-shaped file gives 0 accepted (no file_name): now the image is found
+    from coco_url under --images (COCO's split folders, or the split folder itself)."""
+    src = lvis_release(tmp_path)
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    s = ingest(lake, "coco", str(src["json"]), images=str(src["images"]), workers=1, progress=False)
+    assert (s.accepted, s.rejected) == (3, 0)
+    rows = {r["source_uri"]: r for r in lake.query("SELECT * FROM segments").to_pylist()}
+    assert sorted(rows) == ["train2017/000000000009.jpg#ann=102", "val2017/000000000139.jpg#ann=100",
+                            "val2017/000000000139.jpg#ann=101"]
+    r = rows["val2017/000000000139.jpg#ann=100"]
+    assert (r["neg_category_ids"], r["not_exhaustive_category_ids"]) == ([3, 1203], [2])
+    photo = noise_photo(139, 64, 48)
+    lv = r["levels"][0]
+    got = decode_level(lake.read_range(lv["pack"], lv["offset"], lv["length"]))
+    assert np.array_equal(got[..., :3], photo[8:28, 8:24])  # the polygon's pixels, decoded from the pack
+    cats = {c["name"]: c for c in lake.query("SELECT * FROM categories").to_pylist()}
+    assert set(cats) == {"aerosol can", "air conditioner", "bolo tie"}
+    assert cats["bolo tie"]["synonyms"] == ["bolo_tie", "bolo", "bola_tie", "bola"]
+    assert (cats["bolo tie"]["frequency"], cats["bolo tie"]["synset"], cats["bolo tie"]["lvis_id"]) == \
+        ("r", "bolo_tie.n.01", 3)
+    assert (cats["aerosol can"]["frequency"], cats["aerosol can"]["lvis_id"]) == ("c", 1)
+    # the split folder itself as --images, and a rerun that finds everything in the lake
+    other = Lake(str(tmp_path / "other"), create=True)
+    s = ingest(other, "coco", str(src["json"]), images=str(src["images"] / "val2017"), workers=1, progress=False)
+    assert (s.accepted, s.reasons.get("unreadable")) == (2, 1)
+    again = ingest(lake, "coco", str(src["json"]), images=str(src["images"]), workers=1, progress=False)
+    assert (again.accepted, again.skipped) == (0, 2)
+
+
+def test_coco_categories_get_their_lvis_id_by_name(tmp_path):
+    """A plain COCO file: lvis_id comes from the shipped LVIS vocabulary when the name matches."""
+    (tmp_path / "images").mkdir()
+    save_png(tmp_path / "images" / "a.png", noise_photo(1, 40, 40))
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 40}],
+           "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "no such thing"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": c, "bbox": [4 + 16 * (c - 1), 4, 12, 12],
+                            "segmentation": [[4 + 16 * (c - 1), 4, 16 + 16 * (c - 1), 4, 16 + 16 * (c - 1), 16,
+                                              4 + 16 * (c - 1), 16]]} for c in (1, 2)]}
+    for i, a in enumerate(doc["annotations"]):
+        a["id"] = i + 1
+    (tmp_path / "inst.json").write_text(json.dumps(doc))
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    ingest(lake, "coco", str(tmp_path / "inst.json"), workers=1, progress=False)
+    got = {c["name"]: (c["coco_id"], c["lvis_id"], c["frequency"]) for c in lake.query("SELECT * FROM categories").to_pylist()}
+    from soclake.vocab import lvis_names
+    assert got == {"person": (1, lvis_names().index("person") + 1, None), "no such thing": (None, None, None)}

@@ -167,3 +167,11 @@ def test_make_soc_pool_layout_ingests(lake, tmp_path):
     assert (s.accepted, s.rejected) == (12, 0)
     r = lake.query("SELECT count(*) n, count(description) d, count(is_instance) q FROM segments").to_pylist()[0]
     assert r == {"n": 12, "d": 12, "q": 12}
+
+
+def test_two_metadata_files_are_an_error_not_a_silent_none(lake, soc_pool):
+    (soc_pool / "gc_object_segments_metadata.json").write_text("{}")
+    with pytest.raises(SoclakeError, match="2 metadata files.*--metadata"):
+        ingest(lake, "soc", str(soc_pool), workers=1, progress=False)
+    s = ingest(lake, "soc", str(soc_pool), metadata=str(soc_pool / "pool_metadata.json"), workers=1, progress=False)
+    assert (s.accepted, s.rejected) == (8, 0)  # JSON files beside the pool are its sidecars, not rejects

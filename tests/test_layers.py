@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OPTIONAL_EXTRAS = {"torch", "diffusers", "transformers", "safetensors", "ray", "httpx", "skimage", "s3fs", "gcsfs"}
+# optional extras, and imagecodecs: a 150 ms import only JPEG XL needs
+OPTIONAL_EXTRAS = {"torch", "diffusers", "transformers", "safetensors", "ray", "httpx", "skimage", "s3fs", "gcsfs",
+                   "imagecodecs"}
 
 
 def test_import_contracts_hold():

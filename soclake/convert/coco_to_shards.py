@@ -8,7 +8,6 @@ The JSON is parsed by the coco ingest layout's streaming reader. Bad entries are
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import sys
@@ -19,12 +18,13 @@ from typing import Iterator
 import duckdb
 import ijson
 import pyarrow as pa
-from PIL import Image
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from soclake import storage
 from soclake.errors import RejectedItem, SoclakeError
+from soclake.formats import check_format
+from soclake.imaging import open_image
 from soclake.ingestion import coco as coco_reader
 from soclake.ingestion.files import read_file
 from soclake.shards import index as shard_index
@@ -110,7 +110,8 @@ def _grouped(tmp: str, image_ids: list[int]) -> Iterator[tuple[int, list[dict]]]
 
 def _image(images_dir: str, file_name: str, width: int, height: int) -> tuple[bytes, str, int, int]:
     """Original bytes, extension and size of an image after checking it stays inside the
-    images folder, decodes completely and has the size the JSON gives."""
+    images folder, is JPEG, PNG or WebP by its header, decodes completely and has the size the
+    JSON gives."""
     root = os.path.realpath(images_dir)
     path = os.path.realpath(os.path.join(root, file_name))
     if os.path.commonpath([root, path]) != root:
@@ -118,14 +119,17 @@ def _image(images_dir: str, file_name: str, width: int, height: int) -> tuple[by
     if not os.path.lexists(path):
         raise RejectedItem("missing_image", f"{file_name} is not in {images_dir}")
     data, _ = read_file(path)  # regular files only: a FIFO or device is a reject, never a hang
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt, size = im.format, im.size
-            im.load()
-    except Exception as e:  # any decoder error: the image is skipped, never the conversion
-        raise RejectedItem("unreadable", f"{file_name} does not decode ({type(e).__name__}: {e})") from None
+    fmt = check_format(data)  # from the header, before any decoder runs (an EPS named .jpg stops here)
     if fmt not in FORMATS:
         raise RejectedItem("unsupported_format", f"{file_name} is {fmt}; convert it to JPEG, PNG or WebP")
+    try:
+        im = open_image(data)  # only the header's own decoder, and the pixel limit
+        size = im.size
+        im.load()
+    except RejectedItem as r:
+        raise RejectedItem(r.reason, f"{file_name}: {r.detail}") from None
+    except Exception as e:  # any decoder error: the image is skipped, never the conversion
+        raise RejectedItem("unreadable", f"{file_name} does not decode ({type(e).__name__}: {e})") from None
     if (width, height) not in (size, (0, 0)):
         raise RejectedItem("size_mismatch", f"{file_name} is {size[0]}x{size[1]} but the JSON says {width}x{height}")
     return data, FORMATS[fmt], size[0], size[1]

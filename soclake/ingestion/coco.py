@@ -1,8 +1,11 @@
-"""Layout `coco`: a COCO instances JSON plus its images; every non-crowd instance becomes
-a segment (RGBA crop of the photo, alpha from the mask decoded by pycocotools).
+"""Layout `coco`: a COCO or LVIS v1 instances JSON plus its images; every non-crowd instance
+becomes a segment (RGBA crop of the photo, alpha from the mask decoded by pycocotools).
 
-The JSON is streamed with ijson into staged Parquet and grouped per image in DuckDB, so
-memory does not grow with the number of annotations. Crowd annotations are skipped.
+LVIS images carry a coco_url instead of a file_name: the file is the url's basename, looked up as
+IMAGES/<train2017|val2017>/NAME and then IMAGES/NAME. LVIS category fields (synonyms, frequency,
+synset, id) go to the categories table, per-image neg / not-exhaustive category ids to the
+segments. The JSON is streamed with ijson into staged Parquet and grouped per image in DuckDB,
+so memory does not grow with the number of annotations. Crowd annotations are skipped.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import os
 import re
 import tempfile
 from typing import Iterator
+from urllib.parse import urlparse
 
 import duckdb
 import ijson
@@ -111,8 +115,57 @@ class _NonFiniteAsStrings:
         return b"".join(parts)
 
 
-def _stage(path: str, tmp: str, quote_nonfinite: bool = False) -> tuple[dict, dict, list[tuple[str, str, str]]]:
-    """Stream images, categories and annotations; annotations go to Parquet at `tmp`."""
+def _image_name(img: dict) -> str:
+    """The file of an image entry: its file_name, or (LVIS) the split folder and basename of its
+    coco_url, e.g. val2017/000000397133.jpg."""
+    if "file_name" in img or "coco_url" not in img:
+        return check_relpath(img["file_name"], "file_name")
+    url = img["coco_url"]
+    if not isinstance(url, str):
+        raise TypeError("coco_url")
+    parts = [p for p in urlparse(url).path.split("/") if p]
+    if not parts:
+        raise RejectedItem("unsafe_path", f"coco_url {url[:120]!r} names no file")
+    return check_relpath("/".join(parts[-2:]), "coco_url file")
+
+
+LVIS_IMAGE_LISTS = ("neg_category_ids", "not_exhaustive_category_ids")
+
+
+def _image_lists(img: dict) -> dict:
+    """LVIS per-image category id lists, checked to be lists of integers."""
+    out = {}
+    for key in LVIS_IMAGE_LISTS:
+        if key in img:
+            ids = img[key]
+            if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                                    and abs(i) < 2 ** 31 for i in ids):
+                raise TypeError(key)
+            out[key] = ids
+    return out
+
+
+def _category_info(cat: dict, cat_id: int) -> dict:
+    """LVIS fields of a category entry (synonyms, frequency r/c/f, synset; the id is an LVIS id
+    only in a file that has them)."""
+    info: dict = {}
+    syn = cat.get("synonyms")
+    if isinstance(syn, list):
+        info["synonyms"] = [x for x in syn if isinstance(x, str) and len(x) <= 256][:64]
+    if cat.get("frequency") in ("r", "c", "f"):
+        info["frequency"] = cat["frequency"]
+    if isinstance(cat.get("synset"), str) and len(cat["synset"]) <= 256:
+        info["synset"] = cat["synset"]
+    if "frequency" in info or "synset" in info:
+        info["lvis_id"] = cat_id
+    return info
+
+
+def _stage(path: str, tmp: str, quote_nonfinite: bool = False, extras: dict | None = None
+           ) -> tuple[dict, dict, list[tuple[str, str, str]]]:
+    """Stream images, categories and annotations; annotations go to Parquet at `tmp`. With
+    `extras` ({}), also fills extras["images"] (image id -> LVIS id lists) and
+    extras["categories"] (category id -> LVIS fields)."""
     name = os.path.basename(path)
     rejects: list[tuple[str, str, str]] = []
     images, categories = {}, {}
@@ -128,12 +181,15 @@ def _stage(path: str, tmp: str, quote_nonfinite: bool = False) -> tuple[dict, di
                     if has_bad_text(img):
                         raise ValueError("not UTF-8")
                     image_id = int(img["id"])
-                    entry = (check_relpath(img["file_name"], "file_name"), int(img.get("width", 0)),
-                             int(img.get("height", 0)))
+                    entry = (_image_name(img), int(img.get("width", 0)), int(img.get("height", 0)))
+                    lists = _image_lists(img)
                     _define(images, image_id, entry, f"{name}#image={image_id}", "image", rejects)
+                    if extras is not None and lists:
+                        extras.setdefault("images", {})[image_id] = lists
                 except (KeyError, TypeError, ValueError, OverflowError):
                     rejects.append((f"{name}#image", "bad_image_entry", f"image entry {_show(img)} lacks an integer "
-                                    "id, a file_name or integer sizes, or is not UTF-8"))
+                                    "id, a file_name (or LVIS coco_url) or integer sizes, has id lists that are "
+                                    "not integers, or is not UTF-8"))
                 except RejectedItem as r:
                     rejects.append((f"{name}#image={img.get('id')}", r.reason, r.detail))
         with open(path, "rb") as f:
@@ -143,6 +199,8 @@ def _stage(path: str, tmp: str, quote_nonfinite: bool = False) -> tuple[dict, di
                         raise TypeError("name")
                     cat_id = int(cat["id"])
                     _define(categories, cat_id, cat["name"], f"{name}#category={cat_id}", "category", rejects)
+                    if extras is not None and (info := _category_info(cat, cat_id)):
+                        extras.setdefault("categories", {})[cat_id] = info
                 except (KeyError, TypeError, ValueError, OverflowError):
                     rejects.append((f"{name}#category", "bad_category", f"category {_show(cat)} lacks an integer id "
                                     "or a UTF-8 string name"))
@@ -211,14 +269,17 @@ def scan(source: str, options: IngestOptions) -> Iterator[Task]:
         raise SoclakeError(f"images folder {images_dir!r} does not exist; pass --images DIR")
     fd, tmp = tempfile.mkstemp(prefix="soclake-coco-", suffix=".parquet")
     os.close(fd)
+    extras: dict = {}
     try:
         try:
-            images, categories, rejects = _stage(source, tmp)
+            images, categories, rejects = _stage(source, tmp, extras=extras)
         except SoclakeError as plain:
             try:  # files written by Python's json may hold bare NaN / Infinity: reject those items only
-                images, categories, rejects = _stage(source, tmp, quote_nonfinite=True)
+                extras.clear()
+                images, categories, rejects = _stage(source, tmp, quote_nonfinite=True, extras=extras)
             except SoclakeError:
                 raise plain from None
+        cat_info, image_lists = extras.get("categories", {}), extras.get("images", {})
         for uri, reason, detail in rejects:
             yield Task(uri=uri, reject=(reason, detail))
         con = duckdb.connect()
@@ -228,9 +289,12 @@ def scan(source: str, options: IngestOptions) -> Iterator[Task]:
             for image_id, anns in batch:
                 file_name, width, height = images[image_id]
                 for a in anns:
-                    a["category"] = categories[a.pop("category_id")]
-                yield Task(uri=file_name, path=os.path.join(images_dir, file_name),
-                           extra={"width": width, "height": height, "anns": anns})
+                    cid = a.pop("category_id")
+                    a["category"], a["category_info"] = categories[cid], cat_info.get(cid)
+                yield Task(uri=file_name, path=_image_path(images_dir, file_name),
+                           fields=image_lists.get(image_id, {}),
+                           extra={"width": width, "height": height, "anns": anns, "images_dir": images_dir,
+                                  "follow_links": bool(options.layout.get("follow_links"))})
         con.close()
     finally:
         os.unlink(tmp)
@@ -320,9 +384,30 @@ def instance_mask(segmentation: object, height: int, width: int) -> np.ndarray:
     return mask_utils.decode(rle)
 
 
+def _image_path(images_dir: str, file_name: str) -> str:
+    """IMAGES/FILE, or for an LVIS split/NAME that is not there, IMAGES/NAME (IMAGES is the split folder)."""
+    path = os.path.join(images_dir, file_name)
+    if "/" in file_name and not os.path.lexists(path):
+        flat = os.path.join(images_dir, file_name.rsplit("/", 1)[1])
+        if os.path.lexists(flat):
+            return flat
+    return path
+
+
+def _check_inside(path: str, images_dir: str, uri: str) -> None:
+    """An image (or a link on its path) that resolves outside the images folder is never opened."""
+    root = os.path.realpath(images_dir)
+    if not os.path.realpath(path).startswith(root.rstrip(os.sep) + os.sep):
+        raise RejectedItem("unsafe_path", f"{uri} resolves outside the images folder (a symbolic link); it was "
+                           "not opened (pass --follow-links to read such links)")
+
+
 def load(task: Task, options: IngestOptions) -> Iterator[Cutout | RejectedItem]:
+    if not task.extra["follow_links"]:
+        _check_inside(task.path, task.extra["images_dir"], task.uri)
     data, sha = read_file(task.path)
     rgb = imaging.decode_rgb(data, options.max_pixels)
+    orientation = imaging.source_orientation(data)
     h, w = rgb.shape[:2]
     if (task.extra["width"], task.extra["height"]) not in ((w, h), (0, 0)):
         raise RejectedItem("size_mismatch", f"{task.uri} is {w}x{h} but the JSON says "
@@ -347,4 +432,6 @@ def load(task: Task, options: IngestOptions) -> Iterator[Cutout | RejectedItem]:
             continue
         x0, y0, x1, y1 = box
         rgba = np.dstack([rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1] * np.uint8(255)])
-        yield Cutout(uri, rgba, (x0, y0), (w, h), sha, category, {"is_instance": True})
+        yield Cutout(uri, rgba, (x0, y0), (w, h), sha, category,
+                     {"is_instance": True, "exif_orientation": orientation, "category_info": ann["category_info"],
+                      **task.fields})

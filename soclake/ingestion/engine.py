@@ -2,10 +2,13 @@
 in worker processes, and commit in flushes (pack first, then table parts).
 
 A layout module supplies `KIND` ("segments" or "backgrounds"), `scan(source, options)`
-yielding Tasks (main process), and `load(task, options)` yielding Cutouts (worker).
+yielding Tasks (main process), and `load(task, options)` yielding Cutouts (worker). Optional:
+`attach(tasks, source, options)`, run on the tasks left after skipping what the lake holds,
+adds bytes that only stream in order (7z members, Parquet row groups); `source_exists(source)`.
 """
 from __future__ import annotations
 
+import hashlib
 import multiprocessing as mp
 import os
 import re
@@ -14,7 +17,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Iterable, Iterator
 
 import duckdb
@@ -22,14 +25,15 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from soclake import imaging, storage
+from soclake import imaging, storage, vocab
 from soclake.errors import RejectedItem, SoclakeError
+from soclake.ingestion.detect import nothing_accepted
 from soclake.ingestion.files import read_file
 from soclake.ingestion.layouts import LAYOUTS
 from soclake.lake import Lake
 from soclake.lake.packs import write_pack
 from soclake.lake.schemas import to_table
-from soclake.vocab import canonical_category, coco_ids
+from soclake.vocab import canonical_category
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Task:
     fields: dict = field(default_factory=dict)   # copied into every row (subcategory, flags, ...)
     extra: dict = field(default_factory=dict)    # layout loader data (mask path, annotations)
     reject: tuple[str, str] | None = None        # (reason, detail): found bad while scanning
+    items: list[str] | None = None               # uris of the rows it yields, when known before loading
+                                                 # (Parquet rows): the lake is checked for each
 
 
 @dataclass
@@ -74,6 +80,7 @@ class IngestSummary:
     new_categories: int = 0
     seconds: float = 0.0
     reasons: Counter = field(default_factory=Counter)
+    warning: str | None = None     # set when nothing at all was accepted (with a layout hint)
 
     def describe(self) -> str:
         why = ", ".join(f"{k}: {v}" for k, v in self.reasons.most_common()) or "none"
@@ -122,9 +129,9 @@ def check_source_name(name: str) -> str:
 def process(layout: str, options: IngestOptions, task: Task) -> list[tuple]:
     """Worker: turn one task into ("segment"|"background", row, members) or ("reject", row)."""
     if task.reject:
-        return [("reject", _reject_row(task.uri, *task.reject))]
+        return [("reject", _reject_row(uri, *task.reject)) for uri in task.items or [task.uri]]
     mod = LAYOUTS.get(layout)
-    out = []
+    out: list[tuple] = []
     try:
         for item in mod.load(task, options):
             if isinstance(item, RejectedItem):
@@ -135,18 +142,36 @@ def process(layout: str, options: IngestOptions, task: Task) -> list[tuple]:
             except RejectedItem as r:
                 out.append(("reject", _reject_row(item.uri, r.reason, r.detail)))
     except RejectedItem as r:
-        out.append(("reject", _reject_row(task.uri, r.reason, r.detail)))
+        out += _rejects_of_rest(task, out, r.reason, r.detail)
     except Exception as e:  # never let one item crash the job
-        out.append(("reject", _reject_row(task.uri, "error", f"{type(e).__name__}: {e}")))
+        out += _rejects_of_rest(task, out, "error", f"{type(e).__name__}: {e}")
     return out
+
+
+def _rejects_of_rest(task: Task, out: list[tuple], reason: str, detail: str) -> list[tuple]:
+    """Reject rows for the task's items that have no outcome yet (the task itself if it has none)."""
+    if not task.items:
+        return [("reject", _reject_row(task.uri, reason, detail))]
+    done = {o[1]["source_uri"] for o in out}
+    return [("reject", _reject_row(uri, reason, detail)) for uri in task.items if uri not in done]
+
+
+def task_bytes(task: Task) -> tuple[bytes, str]:
+    """The bytes of a task's file and their sha256: streamed in by `attach` (archives) or read
+    from its path."""
+    data = task.extra.pop("data", None)
+    if data is None:
+        return read_file(task.path)
+    return data, hashlib.sha256(data).hexdigest()
 
 
 def load_rgba_file(task: Task, options: IngestOptions) -> Iterator[Cutout]:
     """The loader of layouts whose items are whole RGBA cut-out files (soc, folders)."""
     category = check_category(task.category, task.uri)
-    data, sha = read_file(task.path)
+    data, sha = task_bytes(task)
     rgba = imaging.decode_rgba(data, options.max_pixels)
-    yield Cutout(task.uri, rgba, (0, 0), (rgba.shape[1], rgba.shape[0]), sha, category, dict(task.fields))
+    fields = {**task.fields, "exif_orientation": imaging.source_orientation(data)}
+    yield Cutout(task.uri, rgba, (0, 0), (rgba.shape[1], rgba.shape[0]), sha, category, fields)
 
 
 def _reject_row(uri: str, reason: str, detail: str) -> dict:
@@ -258,35 +283,47 @@ class Sink:
         new = []
         for row in rows:
             raw = row["category"]
+            info = row.pop("category_info", None) or {}
             name = canonical_category(raw)
             if name not in self.categories:
                 self.categories[name] = self.next_category_id
                 self.next_category_id += 1
-                new.append({"category_id": self.categories[name], "name": name,
-                            "synonyms": [raw] if raw != name else [], "first_source": self.source,
-                            "coco_id": coco_ids().get(name)})
+                synonyms = [raw] if raw != name else []
+                synonyms += [s for s in info.get("synonyms", []) if s not in synonyms and s != name]
+                new.append({"category_id": self.categories[name], "name": name, "synonyms": synonyms,
+                            "first_source": self.source, "coco_id": vocab.coco_ids().get(name),
+                            "lvis_id": info.get("lvis_id", _lvis_ids().get(name)),
+                            "frequency": info.get("frequency"), "synset": info.get("synset")})
             row["category"], row["category_id"] = name, self.categories[name]
         return new
 
 
+@lru_cache(maxsize=1)
+def _lvis_ids() -> dict[str, int]:
+    """Canonical LVIS v1 name -> LVIS id, from the vocabulary soclake ships."""
+    return {canonical_category(n): i for i, n in enumerate(vocab.lvis_names(), start=1)}
 
 
 def _skip_known(lake: Lake, kind: str, source: str, tasks: Iterable[Task], summary: IngestSummary,
-                retry_rejects: bool, batch: int = 512) -> Iterator[Task]:
-    """Drop tasks whose item the lake already holds (incremental ingest), batch by batch."""
+                retry_rejects: bool, layout: str, batch: int = 512) -> Iterator[Task]:
+    """Drop tasks whose item the lake already holds (incremental ingest), batch by batch. Items
+    rejected by another layout are tried again (the source was first ingested with the wrong one)."""
     parts = {t: [lake.uri_of(p) for p in lake.table_parts(t)] for t in (kind, "rejects")}
     if not parts[kind] and not parts["rejects"]:
         yield from tasks
         return
     known_sql, params = [], {"source": source}
     if parts[kind]:
-        known_sql.append("SELECT split_part(source_uri, '#', 1) AS uri FROM read_parquet($items) WHERE source = $source")
+        # whole files (a COCO image "x.jpg" of rows "x.jpg#ann=3"), and rows known one by one (Parquet)
+        known_sql.append("SELECT split_part(source_uri, '#', 1) AS uri FROM read_parquet($items) WHERE source = $source "
+                         "UNION ALL SELECT source_uri FROM read_parquet($items) WHERE source = $source")
         params["items"] = parts[kind]
     if parts["rejects"] and not retry_rejects:
         # full uris (metadata entries "file.json#key") and item parts (COCO images "x.jpg#ann=3")
-        known_sql.append("SELECT source_uri AS uri FROM read_parquet($rejects) WHERE source = $source UNION ALL "
-                         "SELECT split_part(source_uri, '#', 1) FROM read_parquet($rejects) WHERE source = $source")
-        params["rejects"] = parts["rejects"]
+        known_sql.append("SELECT source_uri AS uri FROM read_parquet($rejects) WHERE source = $source AND layout = $layout "
+                         "UNION ALL SELECT split_part(source_uri, '#', 1) FROM read_parquet($rejects) "
+                         "WHERE source = $source AND layout = $layout")
+        params["rejects"], params["layout"] = parts["rejects"], layout
     if not known_sql:  # only rejects so far, and they are to be retried
         yield from tasks
         return
@@ -296,11 +333,17 @@ def _skip_known(lake: Lake, kind: str, source: str, tasks: Iterable[Task], summa
     buf: list[Task] = []
 
     def drain() -> Iterator[Task]:
-        con.register("_uris", pa.table({"uri": [t.uri for t in buf]}))
+        con.register("_uris", pa.table({"uri": [u for t in buf for u in (t.items or [t.uri])]}))
         sql = f"SELECT uri FROM _uris WHERE uri IN ({' UNION ALL '.join(known_sql)})"
         known = {r[0] for r in con.execute(sql, params).fetchall()}
         for t in buf:
-            if t.uri in known:
+            if t.items:
+                left = [u for u in t.items if u not in known]
+                summary.skipped += len(t.items) - len(left)
+                if left:
+                    t.items = left
+                    yield t
+            elif t.uri in known:
                 summary.skipped += 1
             else:
                 yield t
@@ -321,7 +364,7 @@ def run(lake: Lake, layout: str, source: str, source_name: str | None = None, wo
         progress: bool | None = None, **layout_options: Any) -> IngestSummary:
     """Ingest `source` (a path) in `layout` into `lake`. Rejected items never stop the run."""
     mod = LAYOUTS.get(layout)
-    if not os.path.exists(source):
+    if not getattr(mod, "source_exists", os.path.exists)(source):
         raise SoclakeError(f"source {source!r} does not exist; check the path")
     source_name = check_source_name(source_name or default_source_name(source))
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -331,7 +374,10 @@ def run(lake: Lake, layout: str, source: str, source_name: str | None = None, wo
     workers = workers or os.cpu_count() or 1
     with lake.writer_lock():
         sink = Sink(lake, mod.KIND, source_name, layout, run_id, summary, flush_rows, flush_bytes)
-        tasks = _skip_known(lake, mod.KIND, source_name, mod.scan(source, options), summary, retry_rejects)
+        tasks = _skip_known(lake, mod.KIND, source_name, mod.scan(source, options), summary, retry_rejects,
+                            layout)
+        if hasattr(mod, "attach"):
+            tasks = mod.attach(tasks, source, options)
         work = partial(process, layout, options)
         bar = tqdm(desc=f"ingest {layout}", unit="item", disable=None if progress is None else not progress,
                    file=sys.stderr)
@@ -344,7 +390,14 @@ def run(lake: Lake, layout: str, source: str, source_name: str | None = None, wo
         sink.flush()
         bar.close()
     summary.seconds = time.perf_counter() - t0
+    if summary.accepted == 0 and not _source_rows(lake, mod.KIND, source_name):
+        summary.warning = nothing_accepted(layout, source, summary.rejected, summary.reasons)
     return summary
+
+
+def _source_rows(lake: Lake, kind: str, source: str) -> int:
+    lake.refresh()
+    return lake.con.execute(f"SELECT count(*) FROM {kind} WHERE source = ?", [source]).fetchall()[0][0]
 
 
 def _consume(outcomes: Iterable[list[tuple]], sink: Sink, bar: tqdm) -> None:

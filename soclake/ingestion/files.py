@@ -18,21 +18,105 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soclake.errors import RejectedItem
+from soclake.formats import IMAGE_EXTENSIONS, OTHER_IMAGE_EXTENSIONS
 from soclake.lake.sqlfiles import sql_string
 
-IMAGE_EXTS = {".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif"}
+IMAGE_EXTS = set(IMAGE_EXTENSIONS)
 
 
-def walk(root: str, exts: set[str] = IMAGE_EXTS) -> Iterator[str]:
-    """Relative paths (with '/') of files under root with the given extensions, sorted,
-    skipping hidden files and folders; symlinked folders are not followed."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = os.path.relpath(dirpath, root)
-        for name in sorted(filenames):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in exts:
+@dataclass
+class Found:
+    """One entry of a source folder: a relative path ('/'-separated; bytes that are not UTF-8
+    shown as \\xNN escapes) and, when it must not be read, why (reason, detail)."""
+    rel: str
+    reject: tuple[str, str] | None = None
+
+
+def printable_name(name: str) -> str:
+    """A file-system name as text: bytes that are not UTF-8 become \\xNN escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.* hands undecodable bytes over as surrogate escapes
+        return False
+    return True
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _kind_of_file(rel: str) -> tuple[str, str] | None:
+    ext = os.path.splitext(rel)[1].lower()
+    if ext in IMAGE_EXTS:
+        return None
+    if ext in OTHER_IMAGE_EXTENSIONS:
+        return ("unsupported_format", f"{rel}: {ext} images are not decoded (soclake reads "
+                f"{', '.join(sorted(IMAGE_EXTS))}); convert it to PNG or JPEG")
+    return ("not_an_image", f"{rel} is not an image file (extension {ext or 'none'!r}); "
+            "remove it from the source")
+
+
+def walk(root: str, follow_links: bool = False, skip: frozenset[str] = frozenset()) -> Iterator[Found]:
+    """Every entry under root, sorted (a folder's files, then its sub-folders), skipping hidden
+    names and the relative paths in `skip` (sidecar files such as metadata). Files without an
+    image extension, names that are not UTF-8 and links that leave the source are Found with
+    a reject and are never opened; folder links are followed only with follow_links."""
+    real_root = os.path.realpath(root)
+    seen = {real_root}
+    stack: list[tuple[str, str]] = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            yield Found(prefix.rstrip("/") or ".", ("unreadable", f"cannot list {printable_name(folder)}: {e.strerror}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.name.startswith(".") or rel in skip:
                 continue
-            yield name if rel == "." else f"{rel}/{name}".replace(os.sep, "/")
+            if not _is_utf8(entry.name):
+                yield Found(printable_name(rel), ("unsafe_path", f"the name {printable_name(rel)!r} is not valid UTF-8 "
+                                                  "(a table cannot hold it); rename it"))
+                continue
+            found = _classify(entry, rel, real_root, follow_links, seen)
+            if isinstance(found, Found):
+                yield found
+            elif found is not None:
+                subdirs.append(found)
+        stack.extend(reversed(subdirs))
+
+
+def _classify(entry: os.DirEntry, rel: str, real_root: str, follow_links: bool, seen: set[str]
+              ) -> Found | tuple[str, str] | None:
+    """A Found for a file (or a refused entry), (path, prefix) for a folder to descend into."""
+    try:
+        is_dir = entry.is_dir(follow_symlinks=True)
+    except OSError:
+        is_dir = False
+    if entry.is_symlink():
+        target = os.path.realpath(entry.path)
+        if not os.path.exists(target):
+            return Found(rel, ("unreadable", f"{rel} is a symbolic link to nothing; remove it"))
+        if not follow_links:
+            if not _inside(target, real_root):
+                return Found(rel, ("unsafe_path", f"{rel} is a symbolic link that leaves the source folder; "
+                                   "it was not opened (pass --follow-links to read such links)"))
+            if is_dir:
+                return Found(rel, ("linked_folder", f"{rel} is a symbolic link to a folder, which ingest does "
+                                   "not follow (its files may be listed twice); pass --follow-links"))
+        if is_dir:
+            if target in seen:
+                return Found(rel, ("linked_folder", f"{rel} links to a folder already walked (a loop); remove it"))
+            seen.add(target)
+    if is_dir:
+        return (entry.path, rel + "/")
+    return Found(rel, _kind_of_file(rel))
 
 
 MAX_FILE_BYTES = 1 << 30

@@ -10,4 +10,5 @@ LAYOUTS = Registry("ingest layout", {
     "coco": "soclake.ingestion.coco",
     "sod": "soclake.ingestion.sod",
     "backgrounds": "soclake.ingestion.backgrounds",
+    "parquet": "soclake.ingestion.parquet",
 })

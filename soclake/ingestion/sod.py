@@ -1,6 +1,7 @@
-"""Layout `sod`: salient-object pairs SOURCE/images/NAME.{png,jpg} + SOURCE/masks/NAME.png with
-soft 0-255 alpha (as rendered by Blender pipelines). The category comes from --category or
-from the source folder's name.
+"""Layout `sod`: salient-object pairs SOURCE/images/NAME.{png,jpg,jxl,...} + SOURCE/masks/NAME.
+{png,jxl,...} with soft 0-255 alpha (as rendered by Blender pipelines, which write lossless
+JPEG XL). The category comes from --category or from the source folder's name. Each file's
+EXIF orientation is applied before the pair is matched.
 """
 from __future__ import annotations
 
@@ -22,12 +23,28 @@ def scan(source: str, options: IngestOptions) -> Iterator[Task]:
     if not (os.path.isdir(images) and os.path.isdir(masks)):
         raise SoclakeError(f"sod source {source!r} must hold images/ and masks/ folders")
     category = options.layout.get("category") or os.path.basename(os.path.normpath(source))
-    mask_by_stem = {os.path.splitext(rel)[0]: rel for rel in walk(masks)}
-    for rel in walk(images):
+    follow = bool(options.layout.get("follow_links"))
+    mask_by_stem: dict[str, str] = {}
+    for found in walk(masks, follow_links=follow):
+        if found.reject:
+            yield Task(uri=f"masks/{found.rel}", reject=found.reject)
+            continue
+        stem = os.path.splitext(found.rel)[0]
+        if stem in mask_by_stem:
+            yield Task(uri=f"masks/{found.rel}", reject=("duplicate_mask", f"masks/{mask_by_stem[stem]} and "
+                                                         f"masks/{found.rel} both name image {stem}; keep one"))
+            continue
+        mask_by_stem[stem] = found.rel
+    for found in walk(images, follow_links=follow):
+        rel = found.rel
+        if found.reject:
+            yield Task(uri=f"images/{rel}", reject=found.reject)
+            continue
         stem = os.path.splitext(rel)[0]
         mask = mask_by_stem.pop(stem, None)
         if mask is None:
-            yield Task(uri=f"images/{rel}", reject=("missing_mask", f"no masks/{stem}.png for images/{rel}"))
+            yield Task(uri=f"images/{rel}", reject=("missing_mask", f"no masks/{stem}.* (png, jxl, ...) for "
+                                                    f"images/{rel}"))
             continue
         yield Task(uri=f"images/{rel}", path=os.path.join(images, rel), category=category,
                    extra={"mask": os.path.join(masks, mask)})
@@ -43,6 +60,8 @@ def load(task: Task, options: IngestOptions) -> Iterator[Cutout]:
     alpha = imaging.decode_gray(mask_data, options.max_pixels)
     if alpha.shape != rgb.shape[:2]:
         raise RejectedItem("size_mismatch", f"mask is {alpha.shape[1]}x{alpha.shape[0]} but the image is "
-                           f"{rgb.shape[1]}x{rgb.shape[0]}; masks must match their images")
+                           f"{rgb.shape[1]}x{rgb.shape[0]} (both after their EXIF orientation); masks must "
+                           "match their images")
     rgba = np.dstack([rgb, alpha])
-    yield Cutout(task.uri, rgba, (0, 0), (rgb.shape[1], rgb.shape[0]), sha, category, {})
+    yield Cutout(task.uri, rgba, (0, 0), (rgb.shape[1], rgb.shape[0]), sha, category,
+                 {"exif_orientation": imaging.source_orientation(data)})

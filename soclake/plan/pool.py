@@ -2,6 +2,8 @@
 resolved from (category, rank) draws back to segment rows."""
 from __future__ import annotations
 
+import warnings
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -37,6 +39,12 @@ def _one_statement(lake: Lake, sql: str, where: str) -> str:
     return sql
 
 
+def excluded_sources_text(excluded: list[tuple], view: str) -> str:
+    """Why each (source, segments, flagged) row of excluded_sources.sql has no eligible segment."""
+    return "; ".join(f"source {src!r} has no quality flags: it appears only in filter_0" if not flagged else
+                     f"source {src!r}: none of its {n} segments passes {view}" for src, n, flagged in excluded)
+
+
 def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
     """Define the _eligible view on the lake's connection and count it per category."""
     pool = spec["pool"]
@@ -47,12 +55,20 @@ def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
     try:
         lake.con.execute(_one_statement(lake, sqlfiles.query("eligible", filter=view, where=where), pool["where"]))
         rows = lake.con.execute(sqlfiles.query("category_counts")).fetchall()
+        excluded = lake.con.execute(_one_statement(lake, sqlfiles.query("excluded_sources", where=where),
+                                                   pool["where"])).fetchall()
     except duckdb.Error as e:
         raise SoclakeError(f"[pool] where = {pool['where']!r} is not a valid predicate over segments: {e}") from None
+    why = excluded_sources_text(excluded, view)
     if not rows:
         raise SoclakeError(f"no segment is eligible for job {spec.name!r}: filter {view}, sources "
                            f"{pool['sources'] or 'all'}, where {where!r}, vocab {pool['vocab'] or 'none'}; "
-                           "loosen [pool] or ingest more segments")
+                           f"{why + '; ' if why else ''}loosen [pool] or ingest more segments")
+    if excluded and pool["sources"]:
+        raise SoclakeError(f"job {spec.name!r} names sources that [pool] filter = {view!r} leaves out entirely: "
+                           f"{why}; use filter = \"filter_0\" or drop them from [pool] sources")
+    if excluded:
+        warnings.warn(f"job {spec.name!r}: [pool] filter = {view!r} leaves out whole sources: {why}", stacklevel=2)
     return CategoryCounts(np.array([r[0] for r in rows], np.int32), np.array([r[1] for r in rows], np.int64),
                           [np.array(r[2], np.int64) for r in rows])
 
