@@ -51,19 +51,21 @@ class RunSummary:
     images: int = 0
     instances: int = 0
     dropped: int = 0
+    unseen: int = 0
     replaced: int = 0
     seconds: float = 0.0
     failed: dict = field(default_factory=dict)  # shard -> error, for shards that could not be rendered
     concurrent: dict = field(default_factory=dict)  # shard -> "busy"/"committed": left to another runner
 
     def add(self, stats: dict) -> None:
-        for k in ("images", "instances", "dropped", "replaced"):
+        for k in ("images", "instances", "dropped", "unseen", "replaced"):
             setattr(self, k, getattr(self, k) + stats[k])
 
     def describe(self) -> str:
         return (f"job {self.job} [{self.fingerprint}]: rendered {self.shards_rendered} shard(s) "
                 f"{not_rendered(self)}: {self.images} images, {self.instances} instances, "
-                f"{self.dropped} dropped (too small visible area), {self.replaced} replaced segments, "
+                f"{self.dropped} dropped ({self.dropped - self.unseen} too small a visible area, {self.unseen} not "
+                f"shown by the final pixels), {self.replaced} replaced segments, "
                 f"{timing(self)}\nshards: {self.folder}/shards/{failures(self)}")
 
 
@@ -182,7 +184,7 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
     t0 = time.perf_counter()
     provenance = {"job": task["job"], "fingerprint": task["fingerprint"], "code_version": task["code_version"]}
     samples, images, anns = [], [], []
-    stats = {"shard": task["shard"], "images": 0, "instances": 0, "dropped": 0, "replaced": 0}
+    stats = {"shard": task["shard"], "images": 0, "instances": 0, "dropped": 0, "unseen": 0, "replaced": 0}
     for row in task["plan"]:
         out = render_image(row, task["segments"], task["backgrounds"], lake.read_range, task["render"], provenance)
         samples.append((row["key"], out.members))
@@ -191,16 +193,18 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
                        "file_name": out.info["file_name"], "width": row["width"], "height": row["height"],
                        "background_id": row["background_id"], "instances": len(out.annotations),
                        "planned": sum(o["role"] == "object" for o in row["objects"]),
-                       "dropped": out.dropped, "replaced": out.replaced,
+                       "dropped": out.dropped, "unseen": out.unseen, "replaced": out.replaced,
                        **{k: row.get(k) for k in ("base_id", "factor", "factor_value", "target_id", "added_ids")}})
         for a in out.annotations:
             anns.append({"job": task["job"], "fingerprint": task["fingerprint"], "image_id": row["image_id"],
                          **{k: a[k] for k in ("ann_id", "panoptic_id", "segment_id", "category_id", "bbox", "area",
-                                              "iscrowd", "visible_fraction", "layer", "blend", "replaced_segment_id")},
+                                              "iscrowd", "visible_fraction", "shown_fraction", "layer", "blend",
+                                              "replaced_segment_id")},
                          "rle_counts": a["segmentation"]["counts"]})
         stats["images"] += 1
         stats["instances"] += len(out.annotations)
         stats["dropped"] += out.dropped
+        stats["unseen"] += out.unseen
         stats["replaced"] += out.replaced
         faults.point("render")
     commit_shard(lake, task["job"], task["fingerprint"], "compose", task["shard"], task["shard_uri"],
