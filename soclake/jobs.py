@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from tqdm import tqdm
 
-from soclake import executors, faults, jobspec, storage
+from soclake import executors, faults, jobspec, sqlfiles, storage
 from soclake.errors import SoclakeError
 from soclake.jobspec import JobSpec
 from soclake.lake import Lake
@@ -86,11 +86,12 @@ def failures(summary) -> str:
 
 
 def pool_snapshot(lake: Lake) -> str:
-    """Identity of the pool: its immutable table parts (any new ingest changes it)."""
+    """Identity of the pool from its content only (sql/queries/pool_snapshot.sql): any row an
+    ingest adds changes it; the same sources ingested in the same order into another lake
+    give the same snapshot, whatever its part files are called."""
     h = hashlib.sha256()
-    for table in ("segments", "backgrounds", "categories"):
-        for p in lake.table_parts(table):
-            h.update(f"{table}/{os.path.basename(p)}\n".encode())
+    for r in lake.query(sqlfiles.query("pool_snapshot")).to_pylist():
+        h.update(f"{r['tbl']} {r['n']} {r['digest']}\n".encode())
     return h.hexdigest()[:16]
 
 

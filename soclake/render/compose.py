@@ -228,12 +228,12 @@ def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, backg
     """Premultiplied patch of a paste at its size; a failed read falls back to the plan's fallback."""
     w, h = paste["w"], paste["h"]
     for sid in dict.fromkeys([paste["segment_id"], paste["fallback_id"]]):
+        lv = None
         try:
             lv = pick_level(segments[sid]["levels"], w, h)
             rgba = imaging.decode_level(read(lv["pack"], lv["offset"], lv["length"]))
         except (OSError, RejectedItem, KeyError, ValueError) as e:
-            # no object addresses in the message: samples must be byte-identical across runs
-            failures.append({"segment_id": sid, "error": re.sub(r" at 0x[0-9a-f]+", "", f"{type(e).__name__}: {e}")[:300]})
+            failures.append({"segment_id": sid, "error": _read_error(e, lv)})
             continue
         if paste["flip"]:
             rgba = rgba[:, ::-1]
@@ -261,6 +261,16 @@ def _visible(canvas: Canvas, objects: list[dict], pan: np.ndarray, ids: np.ndarr
                                                    options["min_contrast"], options["min_detail"]) if pid else None)
     unseen = np.array([f is not None and f < options["min_shown"] for f in fractions], bool)
     return annotate.void(pan, ids[unseen]), np.where(unseen, 0, ids).astype(ids.dtype), fractions, int(unseen.sum())
+
+
+def _read_error(e: Exception, level: dict | None) -> str:
+    """The message of a failed segment read, without what differs between runs and lakes
+    (object addresses, the lake's path, pack names): samples must be byte-identical."""
+    msg = re.sub(r" at 0x[0-9a-f]+", "", f"{type(e).__name__}: {e}")
+    if level is not None:
+        pack = re.escape(level["pack"])
+        msg = re.sub(r"[^\s'\"]*" + pack, "<pack>", re.sub(r"'[^']*" + pack + "'", "'<pack>'", msg))
+    return msg[:300]
 
 
 def _finish(plan: dict, canvas: Canvas, objects: list[dict], layers: list[Layer], failures: list, segments: dict,
