@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 
 from tqdm import tqdm
 
-from soclake import executors, faults, jobspec, sqlfiles, storage
+from soclake import executors, faults, jobspec, storage
 from soclake.errors import SoclakeError
 from soclake.jobspec import JobSpec
 from soclake.lake import Lake
 from soclake.plan import variations
 from soclake.schemas import to_table
 from soclake.shards import claim, commit_shard, committed_shards, sweep, tar_bytes
+from soclake.snapshot import pool_snapshot
 
 
 @dataclass
@@ -83,16 +84,6 @@ def timing(summary) -> str:
 
 def failures(summary) -> str:
     return "".join(f"\nFAILED shard {s}: {e} (rerun to retry it)" for s, e in sorted(summary.failed.items()))
-
-
-def pool_snapshot(lake: Lake) -> str:
-    """Identity of the pool from its content only (sql/queries/pool_snapshot.sql): any row an
-    ingest adds changes it; the same sources ingested in the same order into another lake
-    give the same snapshot, whatever its part files are called."""
-    h = hashlib.sha256()
-    for r in lake.query(sqlfiles.query("pool_snapshot")).to_pylist():
-        h.update(f"{r['tbl']} {r['n']} {r['digest']}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def _inputs_digest(spec: JobSpec) -> str:
