@@ -125,3 +125,13 @@ def test_poisson_clone_is_not_shifted():
     shifts = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
     score = {d: gradient_correlation(comp, placed(tex, 30 + d[0], 30 + d[1], 96, 96), mask) for d in shifts}
     assert max(score, key=score.get) == (0, 0) and score[(0, 0)] > 0.8
+
+
+def test_an_object_too_thin_for_the_clone_falls_back_to_blend_none():
+    """A clone erodes its mask by 4 px: a 6-px object would vanish (and OpenCV fails on
+    masks that thin), so it is pasted as blend none and recorded so."""
+    obj = np.dstack([np.full((6, 30, 3), 250, np.uint8), np.full((6, 30), 255, np.uint8)])
+    out = Scene(64, 64, np.full((64, 64, 3), 20, np.uint8)).add(obj, 10, 10, "poisson").decoded()
+    (inst,) = out["info"]["instances"]
+    assert inst["blend"] == "none" and inst["area"] == 180
+    assert (out["image"][10:16, 10:40] == 250).all()

@@ -96,7 +96,7 @@ class Canvas:
     def premultiplied8(self, dst: Slices | None = None) -> np.ndarray:
         """Premultiplied RGBA uint8 of the canvas (or of one rectangle of it)."""
         dst = dst or (slice(None), slice(None))
-        return cv2.merge([*cv2.split(cv2.convertScaleAbs(self.rgb[dst])), cv2.convertScaleAbs(self.alpha[dst], alpha=255)])
+        return np.dstack([cv2.convertScaleAbs(self.rgb[dst]), cv2.convertScaleAbs(self.alpha[dst], alpha=255)])
 
     def straight_rgb(self, alpha8: np.ndarray) -> np.ndarray:
         """Un-premultiplied 8-bit RGB (colour 0 where the 8-bit alpha is 0)."""
@@ -138,20 +138,21 @@ def _rotate(prem: np.ndarray, angle: float) -> tuple[np.ndarray, int, int]:
 
 
 def _straight(prem: np.ndarray, a8: np.ndarray) -> np.ndarray:
-    """Straight rgb uint8 of premultiplied rgb (0 where the alpha is 0)."""
-    inv = cv2.divide(255.0, cv2.max(a8.astype(np.float32), 1.0))
-    return cv2.convertScaleAbs(cv2.multiply(np.ascontiguousarray(prem), cv2.merge([inv, inv, inv])))
+    """Straight rgb uint8 of premultiplied rgb (0 where the alpha is 0). numpy, not OpenCV:
+    OpenCV reads a 1x1 three-channel array as a scalar."""
+    rgb = prem * (np.float32(255) / np.maximum(a8, 1).astype(np.float32))[..., None]
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def _own(prem: np.ndarray, a8: np.ndarray, src: Slices) -> np.ndarray:
-    return cv2.merge([*cv2.split(_straight(prem[src], a8[src])), np.ascontiguousarray(a8[src])])
+    return np.dstack([_straight(prem[src], a8[src]), a8[src]])
 
 
 def _paste(canvas: Canvas, mode: str, patch: np.ndarray, prem: np.ndarray, a8: np.ndarray, x: int, y: int,
            label: int, labelled: bool) -> Layer:
     """Draw one blended paste and record how. Poisson falls back to blend none (straight
-    colours, soft alpha) where it cannot run: on a transparent canvas, or for a patch that is
-    not wholly on the canvas."""
+    colours, soft alpha) where it cannot run: on a transparent canvas, for a patch that is
+    not wholly on the canvas, or for an object too thin for the clone to draw any of it."""
     h, w = a8.shape
     sl = canvas.clip(x, y, w, h)
     if sl is None:
@@ -165,7 +166,7 @@ def _paste(canvas: Canvas, mode: str, patch: np.ndarray, prem: np.ndarray, a8: n
             clone = poisson.clone(cv2.convertScaleAbs(canvas.rgb[dst]), straight, a8)
         if clone is not None:
             canvas.rewrite(dst, clone, label)
-            own = cv2.merge([*cv2.split(straight), a8]) if labelled else None
+            own = np.dstack([straight, a8]) if labelled else None
             return Layer(dst, clone.written, label, labelled, mode, int(np.count_nonzero(clone.written)), under, own)
         mode = "none"
         prem, a8, _ = BLENDS["none"](patch, None, {})  # blend none reads no randomness and no parameter

@@ -41,16 +41,17 @@ def written_region(a8: np.ndarray) -> np.ndarray:
 
 def clone(under: np.ndarray, straight: np.ndarray, a8: np.ndarray) -> Clone | None:
     """Seamless-clone a patch (straight rgb uint8 and its alpha) onto `under`, the 8-bit
-    canvas rectangle it covers (same shape). None when the mask is empty once its frame is
-    cleared (nothing would be cloned)."""
+    canvas rectangle it covers (same shape). None when the clone would draw nothing of the
+    object (a mask thinner than the erosion; OpenCV also fails on such masks)."""
+    written = written_region(a8)
+    if not written.any():
+        return None
     mask = clone_mask(a8)
     ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        return None
     x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
     # seamlessClone centres the mask's bounding box at `center`: put it back where it was
     centre = (x0 + (x1 - x0) // 2, y0 + (y1 - y0) // 2)
     # it also writes into the mask it is given: hand it a copy
     out = cv2.seamlessClone(straight, np.ascontiguousarray(under), mask.copy(), centre, cv2.NORMAL_CLONE)
     box = (slice(y0, y1), slice(x0, x1))
-    return Clone(box, out[box], written_region(a8))
+    return Clone(box, out[box], written)
