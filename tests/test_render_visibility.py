@@ -70,32 +70,41 @@ def test_fg_and_pan_follow_one_rule_on_stacked_and_covered_soft_edges():
     assert set(np.unique(fg[~agree])) <= {127, 128}
 
 
-def rgba(rgb, shape=(20, 20)) -> np.ndarray:
-    out = np.zeros((*shape, 4), np.uint8)
-    out[..., :3] = np.asarray(rgb, np.uint8) if np.ndim(rgb) == 1 else rgb
-    out[..., 3] = 255
-    return out
+def flat(rgb, shape=(20, 20)) -> np.ndarray:
+    return np.broadcast_to(np.asarray(rgb, np.uint8), (*shape, 3)).copy()
+
+
+OPAQUE = np.full((20, 20), 255, np.uint8)
 
 
 @pytest.mark.parametrize("alpha, expected", [(0.3, False), (0.45, False), (0.55, True), (0.9, True)])
 def test_a_pixel_shows_an_object_above_half_its_contrast(alpha, expected):
-    under, own = rgba((40, 40, 40)), rgba((200, 60, 60))
+    under, own = flat((40, 40, 40)), flat((200, 60, 60))
     final = (alpha * own.astype(float) + (1 - alpha) * under + 0.5).astype(np.uint8)
-    assert (shown(final, under, own, 12.0, 6.0) == expected).all()
+    assert (shown(final, under, own, OPAQUE, 12.0, 3.5) == expected).all()
+
+
+def test_on_a_transparent_canvas_alpha_counts_as_a_channel():
+    """A black object over transparency differs from it by its alpha alone."""
+    under = np.zeros((20, 20, 4), np.uint8)
+    own = flat((0, 0, 0))
+    final = np.zeros((20, 20, 4), np.uint8)
+    final[..., 3] = 200
+    assert shown(final, under, own, OPAQUE, 12.0, 3.5).all()
+    final[..., 3] = 100
+    assert not shown(final, under, own, OPAQUE, 12.0, 3.5).any()
 
 
 def test_below_the_contrast_nothing_shows():
-    under, own = rgba((100, 100, 100)), rgba((104, 104, 104))
-    assert not shown(own, under, own, 12.0, 6.0).any()
+    under, own = flat((100, 100, 100)), flat((104, 104, 104))
+    assert not shown(own, under, own, OPAQUE, 12.0, 3.5).any()
 
 
 def test_texture_shows_through_a_colour_shift_and_flatness_does_not():
     """What a Poisson clone does: the object's texture shifted to the background's colour."""
-    under = rgba(noise_texture(20, seed=1, mean=(60, 60, 60), spread=30))
-    textured = rgba(noise_texture(20, seed=2, mean=(200, 200, 200), spread=20))
-    shifted = np.clip(textured.astype(int) - [140, 140, 140, 0], 0, 255).astype(np.uint8)
+    under = noise_texture(20, seed=1, mean=(60, 60, 60), spread=30)
+    textured = noise_texture(20, seed=2, mean=(200, 200, 200), spread=20)
+    shifted = np.clip(textured.astype(int) - 140, 0, 255).astype(np.uint8)
     inner = (slice(2, -2), slice(2, -2))
-    assert shown(shifted, under, textured, 12.0, 6.0)[inner].all()
-    flat = rgba((200, 200, 200))
-    smooth = rgba((60, 60, 60))
-    assert not shown(smooth, under, flat, 12.0, 6.0).any()
+    assert shown(shifted, under, textured, OPAQUE, 12.0, 3.5)[inner].all()
+    assert not shown(flat((60, 60, 60)), under, flat((200, 200, 200)), OPAQUE, 12.0, 3.5).any()

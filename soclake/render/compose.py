@@ -51,8 +51,8 @@ class Layer:
     labelled: bool
     blend: str                # the mode really used
     full_area: int            # mask pixels of the whole paste, cut by the canvas or not
-    under: np.ndarray | None = None  # premultiplied RGBA uint8 of the canvas before the paste
-    own: np.ndarray | None = None    # the object's straight rgb as blended, and its alpha, uint8
+    under: np.ndarray | None = None  # the canvas before the paste (Canvas.pixels8)
+    own: tuple[np.ndarray, np.ndarray] | None = None  # the object's straight rgb as blended and its alpha, uint8
 
 
 class Canvas:
@@ -93,10 +93,12 @@ class Canvas:
         self.rgb[dst][clone.box] = clone.rgb
         self.owner[dst][clone.written > 0] = label
 
-    def premultiplied8(self, dst: Slices | None = None) -> np.ndarray:
-        """Premultiplied RGBA uint8 of the canvas (or of one rectangle of it)."""
+    def pixels8(self, dst: Slices | None = None) -> np.ndarray:
+        """The canvas (or one rectangle of it) as uint8: RGB on an opaque canvas, else
+        premultiplied RGBA."""
         dst = dst or (slice(None), slice(None))
-        return np.dstack([cv2.convertScaleAbs(self.rgb[dst]), cv2.convertScaleAbs(self.alpha[dst], alpha=255)])
+        rgb = cv2.convertScaleAbs(self.rgb[dst])
+        return rgb if self.opaque else cv2.merge([*cv2.split(rgb), cv2.convertScaleAbs(self.alpha[dst], alpha=255)])
 
     def straight_rgb(self, alpha8: np.ndarray) -> np.ndarray:
         """Un-premultiplied 8-bit RGB (colour 0 where the 8-bit alpha is 0)."""
@@ -138,14 +140,11 @@ def _rotate(prem: np.ndarray, angle: float) -> tuple[np.ndarray, int, int]:
 
 
 def _straight(prem: np.ndarray, a8: np.ndarray) -> np.ndarray:
-    """Straight rgb uint8 of premultiplied rgb (0 where the alpha is 0). numpy, not OpenCV:
-    OpenCV reads a 1x1 three-channel array as a scalar."""
-    rgb = prem * (np.float32(255) / np.maximum(a8, 1).astype(np.float32))[..., None]
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-def _own(prem: np.ndarray, a8: np.ndarray, src: Slices) -> np.ndarray:
-    return np.dstack([_straight(prem[src], a8[src]), a8[src]])
+    """Straight rgb uint8 of premultiplied rgb (0 where the alpha is 0)."""
+    if prem.shape[0] * prem.shape[1] == 1:  # OpenCV reads a 1x1 three-channel array as a scalar
+        return np.clip(np.rint(prem * (255 / max(int(a8.flat[0]), 1))), 0, 255).astype(np.uint8)
+    inv = cv2.divide(255.0, cv2.max(a8, 1).astype(np.float32))
+    return cv2.convertScaleAbs(cv2.multiply(np.ascontiguousarray(prem), cv2.merge([inv, inv, inv])))
 
 
 def _paste(canvas: Canvas, mode: str, patch: np.ndarray, prem: np.ndarray, a8: np.ndarray, x: int, y: int,
@@ -158,7 +157,7 @@ def _paste(canvas: Canvas, mode: str, patch: np.ndarray, prem: np.ndarray, a8: n
     if sl is None:
         return Layer(None, None, label, labelled, mode, int(np.count_nonzero(a8 >= imaging.MASK_THRESHOLD)))
     dst, src = sl
-    under = canvas.premultiplied8(dst) if labelled else None
+    under = canvas.pixels8(dst) if labelled else None
     if mode == "poisson":
         clone = straight = None
         if canvas.opaque and x >= 0 and y >= 0 and x + w <= canvas.w and y + h <= canvas.h:
@@ -166,13 +165,13 @@ def _paste(canvas: Canvas, mode: str, patch: np.ndarray, prem: np.ndarray, a8: n
             clone = poisson.clone(cv2.convertScaleAbs(canvas.rgb[dst]), straight, a8)
         if clone is not None:
             canvas.rewrite(dst, clone, label)
-            own = np.dstack([straight, a8]) if labelled else None
+            own = (straight, a8) if labelled else None
             return Layer(dst, clone.written, label, labelled, mode, int(np.count_nonzero(clone.written)), under, own)
         mode = "none"
         prem, a8, _ = BLENDS["none"](patch, None, {})  # blend none reads no randomness and no parameter
     canvas.paste(prem, a8, dst, src, label)
     return Layer(dst, a8[src], label, labelled, mode, int(np.count_nonzero(a8 >= imaging.MASK_THRESHOLD)), under,
-                 _own(prem, a8, src) if labelled else None)
+                 (_straight(prem[src], a8[src]), a8[src]) if labelled else None)
 
 
 def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, dict], read: Reader,
@@ -254,11 +253,11 @@ def _visible(canvas: Canvas, objects: list[dict], pan: np.ndarray, ids: np.ndarr
     """The visibility test on every instance still annotated. Returns the pan map and ids
     with those that fail it voided, each object's shown fraction (None where it was dropped
     before the test) and how many failed."""
-    final = canvas.premultiplied8()
+    final = canvas.pixels8()
     fractions: list[float | None] = []
     for obj, pid in zip(objects, ids):
         d = obj["drawn"]
-        fractions.append(visibility.shown_fraction(final[d.dst], d.under, d.own, pan[d.dst] == pid,
+        fractions.append(visibility.shown_fraction(final[d.dst], d.under, *d.own, pan[d.dst] == pid,
                                                    options["min_contrast"], options["min_detail"]) if pid else None)
     unseen = np.array([f is not None and f < options["min_shown"] for f in fractions], bool)
     return annotate.void(pan, ids[unseen]), np.where(unseen, 0, ids).astype(ids.dtype), fractions, int(unseen.sum())
