@@ -162,7 +162,7 @@ def _paste(canvas: Canvas, mode: str, patch: np.ndarray, prem: np.ndarray, a8: n
         clone = straight = None
         if canvas.opaque and x >= 0 and y >= 0 and x + w <= canvas.w and y + h <= canvas.h:
             straight = _straight(patch[..., :3], cv2.convertScaleAbs(patch[..., 3]))
-            clone = poisson.clone(cv2.convertScaleAbs(canvas.rgb[dst]), straight, a8)
+            clone = poisson.clone(under if under is not None else canvas.pixels8(dst), straight, a8)
         if clone is not None:
             canvas.rewrite(dst, clone, label)
             own = (straight, a8) if labelled else None
