@@ -26,7 +26,7 @@ def fresh_lake(root, pool, workers: int, extra=None) -> Lake:
 
 
 def outputs(lake: Lake, out) -> dict:
-    """Everything a user downloads from a job: shard bytes, manifest rows, COCO exports."""
+    """Everything a user takes from a job: shard bytes, manifest rows, exports, job files."""
     summary = jobs.run(lake, job_spec("twin", **SPEC), workers=1, progress=False)
     assert summary.shards_rendered == 2 and summary.instances > 0
     manifest = lake.query("SELECT shard, shard_uri, samples, bytes, sha256, inputs, code_version, params "
@@ -38,6 +38,8 @@ def outputs(lake: Lake, out) -> dict:
             for n in names:
                 path = os.path.join(folder, n)
                 files[os.path.relpath(path, out)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    for name in ("job.json", "index.json"):  # the job's resolved spec and plan summary; its stream index
+        files[name] = hashlib.sha256(lake.fs.cat_file(lake.path(summary.folder, name))).hexdigest()
     shards = {r["shard"]: lake.fs.cat_file(lake.path(r["shard_uri"])) for r in manifest}
     return {"fingerprint": summary.fingerprint, "manifest": manifest, "files": files, "shards": shards}
 
