@@ -9,6 +9,8 @@ import posixpath
 import re
 
 JOBS = "jobs"
+POOL_SNAPSHOT_CACHE = "cache/pool_snapshot.json"
+"""Per-part digests of the pool tables (soclake.lake.snapshot); a cache, safe to delete."""
 SHARD_FILE = re.compile(r"^shard-(\d{6})\.tar$")
 MARKER = re.compile(r"^" + JOBS + r"/([^/]+)/([^/]+)/job\.json$")
 

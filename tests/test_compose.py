@@ -52,6 +52,11 @@ def check_sample_exact(members: dict, plan_row: dict) -> int:
         assert inst["category_id"] == o["category_id"] and inst["segment_id"] == o["segment_id"]
     comp = Image.open(io.BytesIO(members[info["file_name"].split(".", 1)[1]]))
     assert comp.size == (W, H)
+    if "fg.png" in members:  # one rule for both masks: fg >= 128 exactly where pan names an instance
+        fg = np.asarray(Image.open(io.BytesIO(members["fg.png"])))
+        assert np.array_equal(fg >= 128, pan != 0)
+    assert info["unseen"] <= info["dropped"]
+    assert all(0.5 <= inst["shown_fraction"] <= 1 for inst in info["instances"])
     return len(info["instances"])
 
 

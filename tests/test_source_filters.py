@@ -13,8 +13,8 @@ from conftest import blob_rgba, job_spec, save_png
 from soclake import Lake
 from soclake.errors import SoclakeError
 from soclake.ingestion import ingest
-from soclake.spec.load import load
 from soclake.plan.pool import open_eligible
+from soclake.spec.load import load
 
 JOBS = os.path.join(os.path.dirname(__file__), "..", "jobs")
 

@@ -14,6 +14,7 @@ from soclake.errors import SoclakeError
 from soclake.jobs import executors, runner
 from soclake.lake import Lake, catalog
 from soclake.lake.schemas import to_table
+from soclake.lake.snapshot import pool_snapshot
 from soclake.plan import feedback, make_plan, sampling_weights
 from soclake.render.compose import render_image
 from soclake.shards.commit import claim, commit_shard, sweep
@@ -41,15 +42,16 @@ class Job:
 class RunSummary(runner.Summary):
     instances: int = 0
     dropped: int = 0
+    unseen: int = 0  # of the dropped: visible in area, but not shown by the final pixels
     replaced: int = 0
 
-    COUNTS = ("images", "instances", "dropped", "replaced")
+    COUNTS = ("images", "instances", "dropped", "unseen", "replaced")
 
     def describe(self) -> str:
         return (f"job {self.job} [{self.fingerprint}]: rendered {self.shards_rendered} shard(s) "
                 f"{self.not_rendered()}: {self.images} images, {self.instances} instances, "
-                f"{self.dropped} dropped (too small visible area), {self.replaced} replaced segments, "
-                f"{self.timing()}\n{self.where()}")
+                f"{self.dropped} dropped ({self.dropped - self.unseen} too small a visible area, {self.unseen} not "
+                f"shown by the final pixels), {self.replaced} replaced segments, {self.timing()}\n{self.where()}")
 
 
 def _inputs_digest(spec: JobSpec) -> str:
@@ -69,7 +71,7 @@ def prepare(lake: Lake, spec: JobSpec) -> Job:
     digest = _inputs_digest(spec)
     if spec["sampling"]["feedback"]:  # the plan reads the feedback: its numbers are an input
         digest += feedback.digest(lake, spec["sampling"]["feedback"])
-    fp = fingerprint(spec, catalog.pool_snapshot(lake), digest)
+    fp = fingerprint(spec, pool_snapshot(lake), digest)
     return Job(spec.name, fp, spec, code_version())
 
 
@@ -127,7 +129,7 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
     t0 = time.perf_counter()
     provenance = {"job": task["job"], "fingerprint": task["fingerprint"], "code_version": task["code_version"]}
     samples, images, anns = [], [], []
-    stats = {"shard": task["shard"], "images": 0, "instances": 0, "dropped": 0, "replaced": 0}
+    stats = {"shard": task["shard"], "images": 0, "instances": 0, "dropped": 0, "unseen": 0, "replaced": 0}
     for row in task["plan"]:
         out = render_image(row, task["segments"], task["backgrounds"], lake.read_range, task["render"], provenance)
         samples.append((row["key"], out.members))
@@ -136,16 +138,18 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
                        "file_name": out.info["file_name"], "width": row["width"], "height": row["height"],
                        "background_id": row["background_id"], "instances": len(out.annotations),
                        "planned": sum(o["role"] == "object" for o in row["objects"]),
-                       "dropped": out.dropped, "replaced": out.replaced,
+                       "dropped": out.dropped, "unseen": out.unseen, "replaced": out.replaced,
                        **{k: row.get(k) for k in ("base_id", "factor", "factor_value", "target_id", "added_ids")}})
         for a in out.annotations:
             anns.append({"job": task["job"], "fingerprint": task["fingerprint"], "image_id": row["image_id"],
                          **{k: a[k] for k in ("ann_id", "panoptic_id", "segment_id", "category_id", "bbox", "area",
-                                              "iscrowd", "visible_fraction", "layer", "blend", "replaced_segment_id")},
+                                              "iscrowd", "visible_fraction", "shown_fraction", "layer", "blend",
+                                              "replaced_segment_id")},
                          "rle_counts": a["segmentation"]["counts"]})
         stats["images"] += 1
         stats["instances"] += len(out.annotations)
         stats["dropped"] += out.dropped
+        stats["unseen"] += out.unseen
         stats["replaced"] += out.replaced
         faults.point("render")
     commit_shard(lake, task["job"], task["fingerprint"], STAGE, task["shard"], tar_bytes(samples), {"images": to_table("images", images), "annotations": to_table("annotations", anns)},

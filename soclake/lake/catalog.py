@@ -3,9 +3,7 @@ current (the one resolver every command uses), a run's lineage back to its compo
 there are, and the identity of the pool a job reads. Where a job's files live is soclake.paths."""
 from __future__ import annotations
 
-import hashlib
 import json
-import posixpath
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -125,14 +123,3 @@ def list_jobs(lake: Lake) -> pa.Table:
     runs = lake.query("SELECT job, stage, fingerprint, images, shards, shards_committed, state, bytes FROM job_status")
     folders = [paths.shards_folder(j, fp) for j, fp in zip(runs["job"].to_pylist(), runs["fingerprint"].to_pylist())]
     return runs.append_column("path", pa.array(folders, pa.string()))
-
-
-# ---------------------------------------------------------------------------- pool identity
-def pool_snapshot(lake: Lake) -> str:
-    """Identity of the pool a compose job reads: its immutable table parts (any new ingest
-    changes it)."""
-    h = hashlib.sha256()
-    for table in ("segments", "backgrounds", "categories"):
-        for p in lake.table_parts(table):
-            h.update(f"{table}/{posixpath.basename(p)}\n".encode())
-    return h.hexdigest()[:16]

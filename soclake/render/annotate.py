@@ -1,5 +1,6 @@
 """Exact annotations from final pixels: the owner map (topmost labelled object whose alpha
-is >= 128 at each pixel), its panoptic ids, and per-instance COCO RLE, tight bbox and area.
+is >= 128 at each pixel), its panoptic ids, per-instance COCO RLE, tight bbox and area, and
+the soft foreground mask reconciled with the panoptic map (docs/visibility.md).
 """
 from __future__ import annotations
 
@@ -24,11 +25,37 @@ def panoptic_ids(owner: np.ndarray, labels: np.ndarray, min_area: int) -> tuple[
     area = hist[labels]
     keep = area >= min_area
     ids = np.where(keep, labels, 0).astype(owner.dtype)
-    if keep.all():
-        return owner, ids, area
-    lut = np.arange(256 if owner.dtype == np.uint8 else top + 1).astype(owner.dtype)
-    lut[labels[~keep]] = 0
-    return (cv2.LUT(owner, lut) if owner.dtype == np.uint8 else lut[owner]), ids, area
+    return void(owner, labels[~keep]), ids, area
+
+
+def void(pan: np.ndarray, labels) -> np.ndarray:
+    """The pan map with the pixels of `labels` set to void (0); `pan` itself if none."""
+    labels = np.asarray(labels, np.int64)
+    if not labels.size:
+        return pan
+    lut = np.arange(256 if pan.dtype == np.uint8 else max(int(pan.max()), int(labels.max())) + 1).astype(pan.dtype)
+    lut[labels] = 0
+    return cv2.LUT(pan, lut) if pan.dtype == np.uint8 else lut[pan]
+
+
+def foreground(layers, pan: np.ndarray) -> np.ndarray:
+    """fg.png: the share of each pixel's final colour that annotated instances contribute,
+    as uint8, reconciled with the panoptic map: >= 128 exactly where `pan` names an instance
+    (128 where the share is lower, 127 where a void pixel's share is higher).
+
+    `layers`: (canvas slices, 8-bit alpha there, counts) per paste, bottom to top; `counts`
+    is true for pastes that are annotated instances."""
+    through = np.ones(pan.shape, np.float32)  # how much of the pixel the pastes above let through
+    share = np.zeros(pan.shape, np.float32)
+    for dst, a8, counts in reversed(layers):
+        a = a8.astype(np.float32) * np.float32(1 / 255)
+        t = through[dst]
+        if counts:
+            share[dst] += a * t
+        t *= 1 - a
+    fg = cv2.convertScaleAbs(share, alpha=255)
+    labelled = pan != 0
+    return np.where(labelled, np.maximum(fg, 128), np.minimum(fg, 127)).astype(np.uint8)
 
 
 def encode_pan_bgr(pan: np.ndarray) -> np.ndarray:

@@ -3,8 +3,9 @@
 A mode maps a premultiplied float patch (h, w, 4: rgb * a / 255 and a, in 0..255) to its
 effective premultiplied colour, its 8-bit alpha and a padding (motion blur grows the patch).
 The 8-bit alpha is what is composited and what annotations threshold, so masks always agree
-with the pixels. `poisson` colours are computed by the compositor (they need the canvas); it
-falls back to `none` where it cannot run (no background, or the patch touches the border).
+with the pixels. `poisson` colours are computed by the compositor (render/poisson.py: they
+need the canvas); where it cannot run (no background, or the patch is not wholly on the
+canvas) the compositor uses `none` instead, and records that mode.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def hard(prem: np.ndarray, rng, params: dict) -> Patch:
 
 @blend("poisson")
 def poisson_alpha(prem: np.ndarray, rng, params: dict) -> Patch:
-    """The binary mask; the compositor replaces the colour by a seamless clone."""
+    """The binary mask (alpha >= 128); the compositor replaces the colour by a seamless clone
+    and claims only the part of the mask the clone draws the object into."""
     a8 = np.where(prem[..., 3] >= 127.5, 255, 0).astype(np.uint8)
     return prem[..., :3], a8, 0
 

@@ -1,6 +1,7 @@
 """The renderer: a pure function of one plan row and the pool's bytes. It composites the
 pastes bottom to top on a premultiplied float canvas, tracks the owner of every pixel, and
-derives every annotation from the final pixels. Same inputs, same bytes.
+derives every annotation from the final pixels, keeping only instances the final image shows
+(render/visibility.py). Same inputs, same bytes.
 
 Each paste draws its randomness from its own seed and keeps its panoptic id, so a variant
 that removes or adds one object renders every other object exactly as its base does.
@@ -19,7 +20,7 @@ from PIL import Image
 
 from soclake import imaging
 from soclake.errors import RejectedItem
-from soclake.render import annotate
+from soclake.render import annotate, poisson, visibility
 from soclake.render.blend import BLENDS
 from soclake.shards.tar import sample_key
 
@@ -34,14 +35,33 @@ class Rendered:
     annotations: list[dict] = field(default_factory=list)
     dropped: int = 0
     replaced: int = 0
+    unseen: int = 0                  # of the dropped: failed the visibility test
+
+
+Slices = tuple[slice, slice]
+
+
+@dataclass
+class Layer:
+    """One paste as drawn: where (None if it missed the canvas), the 8-bit alpha that was
+    composited there (for poisson: 255 where the clone drew the object), and, for labelled
+    pastes, what lay under it and its own colours, for the visibility test."""
+    dst: Slices | None
+    alpha8: np.ndarray | None
+    label: int
+    labelled: bool
+    blend: str                # the mode really used
+    full_area: int            # mask pixels of the whole paste, cut by the canvas or not
+    under: np.ndarray | None = None  # the canvas before the paste (Canvas.pixels8)
+    own: tuple[np.ndarray, np.ndarray] | None = None  # the object's straight rgb as blended and its alpha, uint8
 
 
 class Canvas:
-    """Premultiplied RGB (0..255) and alpha (0..1) in float32, the owner map, and the
-    optional soft foreground (union of labelled objects)."""
+    """Premultiplied RGB (0..255) and alpha (0..1) in float32, and the owner map."""
 
-    def __init__(self, width: int, height: int, background: np.ndarray | None, max_label: int, fg: bool):
+    def __init__(self, width: int, height: int, background: np.ndarray | None, max_label: int):
         self.w, self.h = width, height
+        self.opaque = background is not None  # alpha stays 1 everywhere: pastes only add coverage
         if background is None:
             self.rgb = np.zeros((height, width, 3), np.float32)
             self.alpha = np.zeros((height, width), np.float32)
@@ -49,7 +69,6 @@ class Canvas:
             self.rgb = background.astype(np.float32)
             self.alpha = np.ones((height, width), np.float32)
         self.owner = np.zeros((height, width), annotate.owner_dtype(max_label))
-        self.fg = np.zeros((height, width), np.float32) if fg else None
 
     def clip(self, x: int, y: int, w: int, h: int):
         """Canvas and patch slices of a patch at (x, y); None if it misses the canvas."""
@@ -58,11 +77,8 @@ class Canvas:
             return None
         return (slice(y0, y1), slice(x0, x1)), (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x))
 
-    def paste(self, prem: np.ndarray, a8: np.ndarray, x: int, y: int, label: int, labelled: bool) -> None:
-        sl = self.clip(x, y, a8.shape[1], a8.shape[0])
-        if sl is None:
-            return
-        dst, src = sl
+    def paste(self, prem: np.ndarray, a8: np.ndarray, dst: Slices, src: Slices, label: int) -> None:
+        """Composite premultiplied rgb with its 8-bit alpha; the owner is `label` where a8 >= 128."""
         inv = 1 - a8[src].astype(np.float32) * np.float32(1 / 255)
         rgb = self.rgb[dst]  # views: update the canvas in place
         rgb *= cv2.merge([inv, inv, inv])
@@ -70,12 +86,20 @@ class Canvas:
         alpha = self.alpha[dst]
         alpha *= inv
         alpha += 1 - inv
-        if self.fg is not None:
-            fg = self.fg[dst]
-            fg *= inv
-            if labelled:
-                fg += 1 - inv
         self.owner[dst][a8[src] >= imaging.MASK_THRESHOLD] = label
+
+    def rewrite(self, dst: Slices, clone: poisson.Clone, label: int) -> None:
+        """Put a seamless clone in place (an opaque canvas): its whole box is rewritten, the
+        owner is `label` only where the clone drew the object."""
+        self.rgb[dst][clone.box] = clone.rgb
+        self.owner[dst][clone.written > 0] = label
+
+    def pixels8(self, dst: Slices | None = None) -> np.ndarray:
+        """The canvas (or one rectangle of it) as uint8: RGB on an opaque canvas, else
+        premultiplied RGBA."""
+        dst = dst or (slice(None), slice(None))
+        rgb = cv2.convertScaleAbs(self.rgb[dst])
+        return rgb if self.opaque else cv2.merge([*cv2.split(rgb), cv2.convertScaleAbs(self.alpha[dst], alpha=255)])
 
     def straight_rgb(self, alpha8: np.ndarray) -> np.ndarray:
         """Un-premultiplied 8-bit RGB (colour 0 where the 8-bit alpha is 0)."""
@@ -116,23 +140,39 @@ def _rotate(prem: np.ndarray, angle: float) -> tuple[np.ndarray, int, int]:
     return out, (nw - w) // 2, (nh - h) // 2
 
 
-def _poisson(canvas: Canvas, prem: np.ndarray, a8: np.ndarray, x: int, y: int) -> np.ndarray | None:
-    """Seamless-clone colours for a patch fully inside a backgrounded canvas (else None)."""
+def _straight(prem: np.ndarray, a8: np.ndarray) -> np.ndarray:
+    """Straight rgb uint8 of premultiplied rgb (0 where the alpha is 0)."""
+    if prem.shape[0] * prem.shape[1] == 1:  # OpenCV reads a 1x1 three-channel array as a scalar
+        return np.clip(np.rint(prem * (255 / max(int(a8.flat[0]), 1))), 0, 255).astype(np.uint8)
+    inv = cv2.divide(255.0, cv2.max(a8, 1).astype(np.float32))
+    return cv2.convertScaleAbs(cv2.multiply(np.ascontiguousarray(prem), cv2.merge([inv, inv, inv])))
+
+
+def _paste(canvas: Canvas, mode: str, patch: np.ndarray, prem: np.ndarray, a8: np.ndarray, x: int, y: int,
+           label: int, labelled: bool) -> Layer:
+    """Draw one blended paste and record how. Poisson falls back to blend none (straight
+    colours, soft alpha) where it cannot run: on a transparent canvas, for a patch that is
+    not wholly on the canvas, or for an object too thin for the clone to draw any of it."""
     h, w = a8.shape
-    if x < 1 or y < 1 or x + w > canvas.w - 1 or y + h > canvas.h - 1 or canvas.alpha.min() < 1:
-        return None
-    mask = a8
-    if not mask.any():
-        return None
-    straight = cv2.convertScaleAbs(prem[..., :3] * (255 / np.maximum(prem[..., 3:4], 1e-3)))
-    ys, xs = np.nonzero(mask)
-    # seamlessClone centres the mask's bounding box at `center`
-    cx = x + (xs.min() + xs.max() + 1) // 2
-    cy = y + (ys.min() + ys.max() + 1) // 2
-    dst = cv2.convertScaleAbs(canvas.rgb)
-    # seamlessClone writes into the mask it is given: hand it a copy
-    out = cv2.seamlessClone(straight, dst, mask.copy(), (int(cx), int(cy)), cv2.NORMAL_CLONE)
-    return out[y:y + h, x:x + w].astype(np.float32) * (mask[..., None].astype(np.float32) / 255)
+    sl = canvas.clip(x, y, w, h)
+    if sl is None:
+        return Layer(None, None, label, labelled, mode, int(np.count_nonzero(a8 >= imaging.MASK_THRESHOLD)))
+    dst, src = sl
+    under = canvas.pixels8(dst) if labelled else None
+    if mode == "poisson":
+        clone = straight = None
+        if canvas.opaque and x >= 0 and y >= 0 and x + w <= canvas.w and y + h <= canvas.h:
+            straight = _straight(patch[..., :3], cv2.convertScaleAbs(patch[..., 3]))
+            clone = poisson.clone(under if under is not None else canvas.pixels8(dst), straight, a8)
+        if clone is not None:
+            canvas.rewrite(dst, clone, label)
+            own = (straight, a8) if labelled else None
+            return Layer(dst, clone.written, label, labelled, mode, int(np.count_nonzero(clone.written)), under, own)
+        mode = "none"
+        prem, a8, _ = BLENDS["none"](patch, None, {})  # blend none reads no randomness and no parameter
+    canvas.paste(prem, a8, dst, src, label)
+    return Layer(dst, a8[src], label, labelled, mode, int(np.count_nonzero(a8 >= imaging.MASK_THRESHOLD)), under,
+                 (_straight(prem[src], a8[src]), a8[src]) if labelled else None)
 
 
 def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, dict], read: Reader,
@@ -148,8 +188,9 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
 
     base = _cover(background(plan["background_id"]), plan["background_crop"], W, H) if plan["background_id"] else None
     keys = object_keys(plan["objects"])
-    canvas = Canvas(W, H, base, max((label for _, label in keys), default=0), options["fg_mask"])
+    canvas = Canvas(W, H, base, max((label for _, label in keys), default=0))
     objects: list[dict] = []   # labelled pastes, in layer order
+    layers: list[Layer] = []   # every paste, bottom to top
     failures: list[dict] = []
     for paste, (seed, label) in zip(plan["objects"], keys):
         patch, used, replaced_from = _load_patch(paste, segments, read, failures, background)
@@ -162,19 +203,14 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
         mode = paste["blend"]
         prem, a8, pad = BLENDS[mode](patch, np.random.default_rng([plan["seed"], seed]), options)
         x, y = x - pad, y - pad
-        if mode == "poisson":
-            cloned = _poisson(canvas, patch, a8, x, y)
-            if cloned is None:
-                mode = "none"
-            else:
-                prem = cloned
         labelled = paste["role"] == "object"
-        canvas.paste(prem, a8, x, y, label, labelled)
+        layer = _paste(canvas, mode, patch, prem, a8, x, y, label, labelled)
+        layers.append(layer)
         if labelled:
-            objects.append({"paste": paste, "label": label, "segment_id": used, "replaced": replaced_from, "blend": mode,
-                            "full_area": int(np.count_nonzero(a8 >= imaging.MASK_THRESHOLD)),
+            objects.append({"paste": paste, "label": label, "segment_id": used, "replaced": replaced_from,
+                            "drawn": layer,
                             "box": (max(x, 0), max(y, 0), min(x + a8.shape[1], W), min(y + a8.shape[0], H))})
-    return _finish(plan, canvas, objects, failures, segments, options, provenance)
+    return _finish(plan, canvas, objects, layers, failures, segments, options, provenance)
 
 
 def object_keys(pastes: list[dict]) -> list[tuple[int, int]]:
@@ -193,12 +229,12 @@ def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, backg
     """Premultiplied patch of a paste at its size; a failed read falls back to the plan's fallback."""
     w, h = paste["w"], paste["h"]
     for sid in dict.fromkeys([paste["segment_id"], paste["fallback_id"]]):
+        lv = None
         try:
             lv = pick_level(segments[sid]["levels"], w, h)
             rgba = imaging.decode_level(read(lv["pack"], lv["offset"], lv["length"]))
         except (OSError, RejectedItem, KeyError, ValueError) as e:
-            # no object addresses in the message: samples must be byte-identical across runs
-            failures.append({"segment_id": sid, "error": re.sub(r" at 0x[0-9a-f]+", "", f"{type(e).__name__}: {e}")[:300]})
+            failures.append({"segment_id": sid, "error": _read_error(e, lv)})
             continue
         if paste["flip"]:
             rgba = rgba[:, ::-1]
@@ -213,11 +249,37 @@ def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, backg
     return None, None, None
 
 
-def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, segments: dict, options: dict,
-            provenance: dict) -> Rendered:
+def _visible(canvas: Canvas, objects: list[dict], pan: np.ndarray, ids: np.ndarray,
+             options: dict) -> tuple[np.ndarray, np.ndarray, list[float | None], int]:
+    """The visibility test on every instance still annotated. Returns the pan map and ids
+    with those that fail it voided, each object's shown fraction (None where it was dropped
+    before the test) and how many failed."""
+    final = canvas.pixels8()
+    fractions: list[float | None] = []
+    for obj, pid in zip(objects, ids):
+        d = obj["drawn"]
+        fractions.append(visibility.shown_fraction(final[d.dst], d.under, *d.own, pan[d.dst] == pid,
+                                                   options["min_contrast"], options["min_detail"]) if pid else None)
+    unseen = np.array([f is not None and f < options["min_shown"] for f in fractions], bool)
+    return annotate.void(pan, ids[unseen]), np.where(unseen, 0, ids).astype(ids.dtype), fractions, int(unseen.sum())
+
+
+def _read_error(e: Exception, level: dict | None) -> str:
+    """The message of a failed segment read, without what differs between runs and lakes
+    (object addresses, the lake's path, pack names): samples must be byte-identical."""
+    msg = re.sub(r" at 0x[0-9a-f]+", "", f"{type(e).__name__}: {e}")
+    if level is not None:
+        pack = re.escape(level["pack"])
+        msg = re.sub(r"[^\s'\"]*" + pack, "<pack>", re.sub(r"'[^']*" + pack + "'", "'<pack>'", msg))
+    return msg[:300]
+
+
+def _finish(plan: dict, canvas: Canvas, objects: list[dict], layers: list[Layer], failures: list, segments: dict,
+            options: dict, provenance: dict) -> Rendered:
     W, H = canvas.w, canvas.h
     labels = np.array([o["label"] for o in objects], np.int64)
     pan, ids, area = annotate.panoptic_ids(canvas.owner, labels, options["min_visible_area"])
+    pan, ids, fractions, unseen = _visible(canvas, objects, pan, ids, options)
     scratch = np.zeros((H, W), np.uint8, order="F")
     instances = []
     for layer, (obj, pid) in enumerate(zip(objects, ids)):
@@ -231,15 +293,18 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, seg
             "category_id": int(obj["paste"]["category_id"]), "category": seg["category"],
             "segment_id": obj["segment_id"], "bbox": rle["bbox"], "area": rle["area"],
             "segmentation": {"size": rle["size"], "counts": rle["counts"]}, "iscrowd": 0,
-            "visible_fraction": rle["area"] / max(obj["full_area"], 1), "layer": layer, "blend": obj["blend"],
-            "replaced_segment_id": obj["replaced"],
+            "visible_fraction": rle["area"] / max(obj["drawn"].full_area, 1), "layer": layer,
+            "blend": obj["drawn"].blend, "shown_fraction": round(fractions[layer], 4), "replaced_segment_id": obj["replaced"],
             "attributes": {k: seg.get(k) for k in ("subcategory", "short_phrase", "description", "features",
                                                     "dominant_color")},
         })
-    members, file_name = _encode(plan, canvas, pan, options)
+    kept = {int(pid) for pid in ids if pid}
+    fg = annotate.foreground([(d.dst, d.alpha8, d.labelled and d.label in kept) for d in layers if d.dst], pan) \
+        if options["fg_mask"] else None
+    members, file_name = _encode(plan, canvas, pan, fg, options)
     info = {"key": plan["key"], "image_id": plan["image_id"], "width": W, "height": H, "file_name": file_name,
             "background_id": plan["background_id"], "instances": instances,
-            "dropped": int(len(objects) - len(instances)), "failed_reads": failures, **provenance,
+            "dropped": int(len(objects) - len(instances)), "unseen": unseen, "failed_reads": failures, **provenance,
             "seed": plan["seed"]}
     if plan.get("base_id") is not None:
         info["variation"] = {"base_id": plan["base_id"], "base_key": sample_key(plan["base_id"]), "factor": plan["factor"],
@@ -248,14 +313,15 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, seg
     members["json"] = json.dumps(info, sort_keys=True, separators=(",", ":")).encode()
     members = {k: members[k] for k in sorted(members, key=_member_order)}
     return Rendered(members, info, instances, dropped=info["dropped"],
-                    replaced=sum(1 for o in objects if o["replaced"]))
+                    replaced=sum(1 for o in objects if o["replaced"]), unseen=unseen)
 
 
 def _member_order(ext: str) -> tuple:
     return (0 if ext.split(".")[-1] in ("jpg", "png", "webp") and not ext.startswith(("pan", "fg")) else 1, ext)
 
 
-def _encode(plan: dict, canvas: Canvas, pan: np.ndarray, options: dict) -> tuple[dict[str, bytes], str]:
+def _encode(plan: dict, canvas: Canvas, pan: np.ndarray, fg: np.ndarray | None,
+            options: dict) -> tuple[dict[str, bytes], str]:
     members: dict[str, bytes] = {}
     if plan["background_id"]:
         ext = options["format"]
@@ -267,8 +333,8 @@ def _encode(plan: dict, canvas: Canvas, pan: np.ndarray, options: dict) -> tuple
         ext = "rgba.webp" if options["format"] == "webp" else "rgba.png"
         members[ext] = encode_image(rgba, ext.split(".")[-1], options["quality"])
     members["pan.png"] = cv2.imencode(".png", annotate.encode_pan_bgr(pan), PNG_FAST)[1].tobytes()
-    if canvas.fg is not None:
-        members["fg.png"] = cv2.imencode(".png", cv2.convertScaleAbs(canvas.fg, alpha=255), PNG_FAST)[1].tobytes()
+    if fg is not None:
+        members["fg.png"] = cv2.imencode(".png", fg, PNG_FAST)[1].tobytes()
     return members, f"{plan['key']}.{ext}"
 
 
