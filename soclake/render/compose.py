@@ -19,7 +19,7 @@ from PIL import Image
 
 from soclake import imaging
 from soclake.errors import RejectedItem
-from soclake.render import annotate
+from soclake.render import annotate, scene_facts
 from soclake.render.blend import BLENDS
 
 Reader = Callable[[str, int, int], bytes]
@@ -150,7 +150,8 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
     canvas = Canvas(W, H, base, max((label for _, label in keys), default=0), options["fg_mask"])
     objects: list[dict] = []   # labelled pastes, in layer order
     failures: list[dict] = []
-    for paste, (seed, label) in zip(plan["objects"], keys):
+    tracker = scene_facts.PasteTracker(W, H, len(plan["objects"]))
+    for z, (paste, (seed, label)) in enumerate(zip(plan["objects"], keys)):
         patch, used, replaced_from = _load_patch(paste, segments, read, failures, background)
         if patch is None:
             continue
@@ -168,12 +169,14 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
             else:
                 prem = cloned
         labelled = paste["role"] == "object"
+        tracker.record(canvas, a8, x, y, z, paste["role"])
         canvas.paste(prem, a8, x, y, label, labelled)
         if labelled:
             objects.append({"paste": paste, "label": label, "segment_id": used, "replaced": replaced_from, "blend": mode,
+                            "z": z,
                             "full_area": int(np.count_nonzero(a8 >= imaging.MASK_THRESHOLD)),
                             "box": (max(x, 0), max(y, 0), min(x + a8.shape[1], W), min(y + a8.shape[0], H))})
-    return _finish(plan, canvas, objects, failures, segments, options, provenance)
+    return _finish(plan, canvas, objects, failures, segments, options, provenance, tracker)
 
 
 def object_keys(pastes: list[dict]) -> list[tuple[int, int]]:
@@ -213,7 +216,7 @@ def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, backg
 
 
 def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, segments: dict, options: dict,
-            provenance: dict) -> Rendered:
+            provenance: dict, tracker: scene_facts.PasteTracker) -> Rendered:
     W, H = canvas.w, canvas.h
     labels = np.array([o["label"] for o in objects], np.int64)
     pan, ids, area = annotate.panoptic_ids(canvas.owner, labels, options["min_visible_area"])
@@ -230,14 +233,16 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, seg
             "category_id": int(obj["paste"]["category_id"]), "category": seg["category"],
             "segment_id": obj["segment_id"], "bbox": rle["bbox"], "area": rle["area"],
             "segmentation": {"size": rle["size"], "counts": rle["counts"]}, "iscrowd": 0,
-            "visible_fraction": rle["area"] / max(obj["full_area"], 1), "layer": layer, "blend": obj["blend"],
+            "visible_fraction": rle["area"] / max(obj["full_area"], 1), "layer": layer, "z": obj["z"],
+            "blend": obj["blend"],
             "replaced_segment_id": obj["replaced"],
-            "attributes": {k: seg.get(k) for k in ("subcategory", "short_phrase", "description", "features",
-                                                    "dominant_color")},
+            # the segment's ingest-time dominant_color is left out: "colours" measures this image
+            "attributes": {k: seg.get(k) for k in ("subcategory", "short_phrase", "description", "features")},
         })
     members, file_name = _encode(plan, canvas, pan, options)
+    scene = scene_facts.measure(_final_rgb(plan, canvas, members), pan, instances, tracker, options["min_visible_area"])
     info = {"key": plan["key"], "image_id": plan["image_id"], "width": W, "height": H, "file_name": file_name,
-            "background_id": plan["background_id"], "instances": instances,
+            "background_id": plan["background_id"], "instances": instances, "scene": scene,
             "dropped": int(len(objects) - len(instances)), "failed_reads": failures, **provenance,
             "seed": plan["seed"]}
     if plan.get("base_id") is not None:
@@ -248,6 +253,16 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, seg
     members = {k: members[k] for k in sorted(members, key=_member_order)}
     return Rendered(members, info, instances, dropped=info["dropped"],
                     replaced=sum(1 for o in objects if o["replaced"]))
+
+
+def _final_rgb(plan: dict, canvas: Canvas, members: dict[str, bytes]) -> np.ndarray:
+    """The composite's RGB as a reader gets it: the JPEG decoded (by Pillow, as webdataset and
+    most loaders do) when lossy."""
+    if not plan["background_id"]:
+        return canvas.straight_rgb(cv2.convertScaleAbs(canvas.alpha, alpha=255))
+    if "jpg" in members:
+        return imaging.decode_rgb(members["jpg"])
+    return cv2.convertScaleAbs(canvas.rgb)
 
 
 def _member_order(ext: str) -> tuple:
