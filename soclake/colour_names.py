@@ -146,13 +146,14 @@ def counts_dict(row: np.ndarray) -> dict[str, int]:
 def shares(counts: dict[str, int], area: int) -> tuple[dict[str, float], dict[str, float]]:
     """Per basic term, the share of `area` pixels that surely have it (their whole bin does)
     and that possibly have it (some point of their bin does), from a counts_dict."""
-    sure: dict[str, float] = {}
-    possible: dict[str, float] = {}
+    sure: dict[str, int] = {}
+    possible: dict[str, int] = {}
     for name, n in counts.items():
         terms = name.split("|")
         for t in terms:
             if t in BASIC_TERMS:
-                possible[t] = possible.get(t, 0.0) + n / max(area, 1)
+                possible[t] = possible.get(t, 0) + n
         if len(terms) == 1 and terms[0] in BASIC_TERMS:
-            sure[terms[0]] = n / max(area, 1)
-    return sure, possible
+            sure[terms[0]] = n
+    area = max(area, 1)
+    return {t: n / area for t, n in sure.items()}, {t: n / area for t, n in possible.items()}
