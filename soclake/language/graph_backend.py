@@ -11,9 +11,9 @@ from collections import Counter
 import numpy as np
 
 from soclake.colour_names import BASIC_TERMS
-from soclake.language.programs import (RELATION_WORDS, Expression, Selector, kind_of, noun_phrase, plural,
-                                       referents, verified)
-from soclake.language.scene import POSITIONS, Obj, SceneGraph, members
+from soclake.language.programs import (RELATION_WORDS, Expression, Selector, noun_phrase, plural, referents,
+                                       verified)
+from soclake.language.scene import POSITIONS, Obj, SceneGraph
 
 DEFAULT_COUNTS = {("single", "attribute"): 6, ("single", "spatial"): 6, ("single", "reasoning"): 6,
                   ("multi", "attribute"): 3, ("multi", "spatial"): 3, ("multi", "reasoning"): 3,
@@ -25,6 +25,13 @@ SINGLE_ONLY = ("near",)  # a unique nearest: never "all the ... near"
 def unique_selector(graph: SceneGraph, ann_id: int, colour: bool = True, position: bool = True) -> Selector | None:
     """The simplest selector (category; + colour; + position) that certainly names exactly
     this object, if any."""
+    key = ("unique", ann_id, colour, position)
+    if key not in graph.memo:
+        graph.memo[key] = _unique_selector(graph, ann_id, colour, position)
+    return graph.memo[key]
+
+
+def _unique_selector(graph: SceneGraph, ann_id: int, colour: bool, position: bool) -> Selector | None:
     o = graph.by_id()[ann_id]
     if not o.usable:
         return None
@@ -39,36 +46,48 @@ def unique_selector(graph: SceneGraph, ann_id: int, colour: bool = True, positio
     return None
 
 
-def candidates(graph: SceneGraph, absent_categories: list[str]) -> list[tuple[Selector, str]]:
-    """(selector, claimed scope) pairs worth verifying, each built once from the distinct
-    categories, colours and positions the scene can surely show."""
+def candidates(graph: SceneGraph, absent_categories: list[str]) -> dict[tuple[str, str], list[tuple]]:
+    """Selectors worth verifying, by the (scope, kind) bucket they would fill, each built once
+    from the categories, colours and positions the scene can surely show. Selectors are plain
+    tuples in Selector's field order (equal to the Selector they stand for), made into
+    Selectors only when drawn."""
     objs = [o for o in graph.labelled if o.usable]
     cats = sorted({o.category for o in graph.labelled})
     colours = sorted({o.colour for o in objs if o.colour})
     pairs = sorted({(o.category, o.colour) for o in objs if o.colour})
     places = sorted({(o.category, p) for o in objs for p in (o.horizontal, o.vertical) if p in POSITIONS})
-    base = ([Selector(category=c) for c in cats] + [Selector(category=c, colour=k) for c, k in pairs]
-            + [Selector(colour=k) for k in colours] + [Selector(category=c, position=p) for c, p in places]
-            + [Selector(category=c, extreme=e) for c in cats for e in ("largest", "smallest")]
-            + [Selector(colour=k, extreme="largest") for k in colours])
-    out = [(sel, scope) for sel in base for scope in ("single", "multi")]
+    attribute = [(c,) for c in cats] + [(c, k) for c, k in pairs] + [(None, k) for k in colours]
+    spatial = [(c, None, p) for c, p in places]
+    reasoning = ([(c, None, None, e) for c in cats for e in ("largest", "smallest")]
+                 + [(None, k, None, "largest") for k in colours])
+    pools: dict[tuple[str, str], list[tuple]] = {}
+    for scope in ("single", "multi"):
+        pools[(scope, "attribute")] = list(attribute)
+        pools[(scope, "spatial")] = list(spatial)
+        pools[(scope, "reasoning")] = list(reasoning)
+    usable = graph.usable
+    cat_bits = [(c, graph.by_category[c] & usable) for c in cats]
+    colour_bits = [(k, graph.colour_bits[k][0] & usable) for k in colours]
     for o in objs:
         anchor = unique_selector(graph, o.ann_id)
         if anchor is None:
             continue
         j = graph.index[o.ann_id]
         for rel in RELATION_WORDS:
-            related = [graph.objects[i] for i in members(graph.relation_bits[rel][0][j])]  # what can be true
+            related = graph.relation_bits[rel][0][j]  # what can be true
+            if not related:
+                continue
             scopes = ("single",) if rel in SINGLE_ONLY else ("single", "multi")
-            out += [(Selector(category=c, relation=rel, anchor=anchor), scope)
-                    for c in sorted({r.category for r in related if r.category}) for scope in scopes]
-            out += [(Selector(colour=k, relation=rel, anchor=anchor), scope)
-                    for k in sorted({r.colour for r in related if r.colour and r.usable}) for scope in scopes]
-    out += [(Selector(position=p), "multi") for p in POSITIONS]
-    out += [(Selector(category=c, position=p), "none") for c in cats for p in POSITIONS if (c, p) not in places]
-    out += [(Selector(category=c, colour=k), "none") for c in cats for k in BASIC_TERMS if (c, k) not in pairs]
-    out += [(Selector(category=c), "none") for c in absent_categories if c not in cats]
-    return out
+            by_cat = [(c, None, None, None, rel, anchor) for c, b in cat_bits if b & related]
+            by_colour = [(None, k, None, None, rel, anchor) for k, b in colour_bits if b & related]
+            for scope in scopes:
+                pools[(scope, "spatial")] += by_cat
+                pools[(scope, "reasoning")] += by_colour
+    pools[("multi", "spatial")] += [(None, None, p) for p in POSITIONS]
+    pools[("none", "spatial")] = [(c, None, p) for c in cats for p in POSITIONS if (c, p) not in places]
+    pools[("none", "attribute")] = ([(c, k) for c in cats for k in BASIC_TERMS if (c, k) not in pairs]
+                                    + [(c,) for c in absent_categories if c not in cats])
+    return pools
 
 
 def referring_expressions(graph: SceneGraph, rng: np.random.Generator, counts: dict | None = None,
@@ -77,16 +96,14 @@ def referring_expressions(graph: SceneGraph, rng: np.random.Generator, counts: d
     candidate's bucket is known before it runs, so each bucket is drawn in a seeded random
     order and programs are executed only until the bucket is full."""
     counts = counts or DEFAULT_COUNTS
-    pools: dict[tuple[str, str], list[Selector]] = {}
-    for sel, scope in candidates(graph, absent_categories or []):
-        pools.setdefault((scope, kind_of(sel)), []).append(sel)
+    pools = candidates(graph, absent_categories or [])
     chosen: list[Expression] = []
     for key in sorted(counts):
         pool, texts, want = pools.get(key, []), set(), counts[key]
         for i in rng.permutation(len(pool)):
             if len(texts) >= want:
                 break
-            e = verified(pool[int(i)], graph, key[0])
+            e = verified(Selector(*pool[int(i)]), graph, key[0])
             if e is not None and e.text not in texts:
                 texts.add(e.text)
                 chosen.append(e)

@@ -7,6 +7,7 @@ and hold what its bucket claims: one object (single), two or more (multi), none 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from soclake.language.scene import SceneGraph, members
 
@@ -16,8 +17,7 @@ POSITION_WORDS = {"left": "on the left", "right": "on the right", "top": "at the
 OBJECT_NOUN = "object"
 
 
-@dataclass(frozen=True, slots=True)
-class Selector:
+class Selector(NamedTuple):  # a tuple: hashed in C, as memo keys are hashed very often
     category: str | None = None
     colour: str | None = None
     position: str | None = None       # left / right (horizontal third) or top / bottom (vertical third)
@@ -39,10 +39,11 @@ def execute(sel: Selector, graph: SceneGraph) -> Sets:
 
 def referents(sel: Selector, graph: SceneGraph) -> frozenset[int] | None:
     """The ann_ids a selector certainly refers to, or None when that is uncertain."""
-    sure, possible = execute(sel, graph)
-    if sure != possible:
-        return None
-    return frozenset(graph.objects[i].ann_id for i in members(sure))
+    key = ("referents", sel)
+    if key not in graph.memo:
+        sure, possible = execute(sel, graph)
+        graph.memo[key] = None if sure != possible else frozenset(graph.objects[i].ann_id for i in members(sure))
+    return graph.memo[key]
 
 
 def _execute(sel: Selector, graph: SceneGraph) -> Sets:

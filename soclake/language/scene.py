@@ -20,6 +20,7 @@ from soclake.colour_names import BASIC_TERMS, shares
 from soclake.jobspec import spec_schema
 
 POSITIONS = ("left", "right", "top", "bottom")
+_TERM_INDEX = {t: k for k, t in enumerate(BASIC_TERMS)}
 RELATIONS = ("left_of", "right_of", "above", "below", "on_top_of", "near")
 
 
@@ -77,24 +78,31 @@ def third(value: float, extent: float, names: tuple[str, str, str], margin: floa
     return names[2]
 
 
+_WEIGHTS = 1 << np.arange(62, dtype=np.int64)
+
+
 def bits_of(mask: np.ndarray) -> int:
     """A bool vector as a bit set."""
+    if len(mask) <= len(_WEIGHTS):
+        return int(_WEIGHTS[:len(mask)] @ mask)
     return int.from_bytes(np.packbits(mask, bitorder="little").tobytes(), "little")
 
 
 def columns_as_bits(matrix: np.ndarray) -> list[int]:
-    """Bit set of each column of a bool (n, n) matrix: out[j] = {i: matrix[i, j]}."""
+    """Bit set of each column of a bool (n, m) matrix: out[j] = {i: matrix[i, j]}."""
+    if matrix.shape[0] <= len(_WEIGHTS):
+        return (_WEIGHTS[:matrix.shape[0]] @ matrix).tolist()
     packed = np.packbits(matrix, axis=0, bitorder="little")
     return [int.from_bytes(packed[:, j].tobytes(), "little") for j in range(matrix.shape[1])]
 
 
 def members(bits: int) -> list[int]:
-    out, i = [], 0
+    """Indices of the set bits, ascending."""
+    out = []
     while bits:
-        if bits & 1:
-            out.append(i)
-        bits >>= 1
-        i += 1
+        low = bits & -bits
+        out.append(low.bit_length() - 1)
+        bits ^= low
     return out
 
 
@@ -136,6 +144,10 @@ class SceneGraph:
         return {o.ann_id: i for i, o in enumerate(self.objects) if o.ann_id is not None}
 
     def by_id(self) -> dict[int, Obj]:
+        return self._by_id
+
+    @cached_property
+    def _by_id(self) -> dict[int, Obj]:
         return {o.ann_id: o for o in self.labelled}
 
     @cached_property
@@ -171,13 +183,16 @@ class SceneGraph:
         under min_pixels). Sure bits still need `usable` to count (programs.execute)."""
         r = self.rules
         def table(attr):
-            return np.array([[(getattr(o, attr) or {}).get(t, 0.0) for t in BASIC_TERMS] for o in self.objects],
-                            np.float64).reshape(-1, len(BASIC_TERMS))
+            out = np.zeros((len(self.objects), len(BASIC_TERMS)))
+            for i, o in enumerate(self.objects):
+                for t, v in (getattr(o, attr) or {}).items():
+                    out[i, _TERM_INDEX[t]] = v
+            return out
 
         unknown = np.array([o.colours is None or o.area < r.min_pixels for o in self.objects], bool)[:, None]
-        sure = (table("colours") >= r.colour_dominance) & ~unknown
-        possible = (table("possible_colours") >= r.colour_absent) | unknown
-        return {t: (bits_of(sure[:, k]), bits_of(possible[:, k]) | self.phantom) for k, t in enumerate(BASIC_TERMS)}
+        sure = columns_as_bits((table("colours") >= r.colour_dominance) & ~unknown)
+        possible = columns_as_bits((table("possible_colours") >= r.colour_absent) | unknown)
+        return {t: (sure[k], possible[k] | self.phantom) for k, t in enumerate(BASIC_TERMS)}
 
     @cached_property
     def geometry(self) -> dict[str, np.ndarray]:
