@@ -257,6 +257,7 @@ def code_version() -> str:
     h = hashlib.sha256()
     for f in sorted([*pkg.glob("plan/*.py"), *pkg.glob("render/*.py"), *pkg.glob("relight/*.py"),
                      *pkg.glob("language/*.py"), pkg / "imaging.py", pkg / "shards.py", pkg / "stage.py",
+                     pkg / "colour_names.py", *pkg.glob("data/colour_*"), pkg / "data" / "xkcd_colour_survey.tsv",
                      *data_dir("sql").glob("queries/*.sql")]):  # the planner's queries decide plans too
         h.update(f.name.encode() + f.read_bytes())
     return f"{__version__}+{h.hexdigest()[:12]}"

@@ -567,12 +567,14 @@ class Report:
     qa: int = 0
     captions: int = 0
     false: Counter = field(default_factory=Counter)
+    false_items: int = 0              # expressions, answers and captions with at least one problem
     false_colour_words: int = 0
     false_relations: int = 0
     false_relations_by: Counter = field(default_factory=Counter)
     examples: list = field(default_factory=list)
 
     def add(self, problems: list, where: str) -> None:
+        self.false_items += bool(problems)
         for kind, why in problems:
             self.false[kind] += 1
             if len(self.examples) < 40:
@@ -580,7 +582,7 @@ class Report:
 
     def summary(self) -> str:
         return (f"{self.samples} samples, {self.expressions} expressions, {self.qa} QA, {self.captions} captions; "
-                f"false by kind: {dict(self.false)}; false colour words: {self.false_colour_words}; "
+                f"{self.false_items} false; by kind: {dict(self.false)}; false colour words: {self.false_colour_words}; "
                 f"false relations: {self.false_relations} {dict(self.false_relations_by)}")
 
 
@@ -606,11 +608,10 @@ def check_sample(report: Report, key: str, members: dict, categories: list[str],
         report.add(problems, key)
         report.false_colour_words += sum(k == "colour" for k, _ in problems)
     report.captions += 1 + len(doc["segment_captions"])
-    problems = check_caption(img, parser, doc["caption"])
-    for cap in doc["segment_captions"]:
-        problems += check_segment_caption(img, cap)
-    report.add(problems, key)
-    report.false_colour_words += sum(k == "colour" for k, _ in problems)
+    for problems in [check_caption(img, parser, doc["caption"])] + [check_segment_caption(img, c)
+                                                                   for c in doc["segment_captions"]]:
+        report.add(problems, key)
+        report.false_colour_words += sum(k == "colour" for k, _ in problems)
 
 
 def check_job(lake, job: str) -> Report:
