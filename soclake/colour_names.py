@@ -132,10 +132,11 @@ def class_indices(rgb: np.ndarray) -> np.ndarray:
 
 def counts_by_label(rgb: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
     """(n_labels + 1, classes) pixel counts per label value and colour class over an image
-    (H, W, 3 uint8) and its label map (H, W, values 0..n_labels); row 0: unlabelled pixels."""
+    (H, W, 3 uint8) and its label map (H, W, values 0..n_labels); row 0 (unlabelled) is 0."""
     k = len(tables()[0])
-    joint = labels.astype(np.int32) * k + class_indices(rgb)
-    return np.bincount(joint.ravel(), minlength=(n_labels + 1) * k).reshape(n_labels + 1, k)
+    counts = np.bincount((labels.astype(np.int32) * k + class_indices(rgb)).ravel(), minlength=(n_labels + 1) * k)
+    counts[:k] = 0
+    return counts.reshape(n_labels + 1, k)
 
 
 def counts_dict(row: np.ndarray) -> dict[str, int]:

@@ -15,6 +15,7 @@ from soclake.render import annotate
 
 CONTACT_MAX_PX = 8
 """Pairs of visible masks closer than this (pixel centre to centre) are recorded with their gap."""
+_SQUARE = np.ones((2 * CONTACT_MAX_PX + 1, 2 * CONTACT_MAX_PX + 1), np.uint8)
 COLOUR_RULE = "xkcd-basic-terms-1"
 """Version of the colour classifier (soclake.colour_names) the recorded colours come from."""
 
@@ -71,24 +72,36 @@ def _visible_map(pan: np.ndarray, instances: list[dict], tracker: PasteTracker) 
 
 
 def _contacts(vis: np.ndarray, boxes: list[tuple[int, int, int, int]], kept: list[bool]) -> dict[tuple[int, int], float]:
-    """(k, l) object indices, k < l, whose visible masks come within CONTACT_MAX_PX -> gap."""
+    """(k, l) object indices, k < l, whose visible masks come within CONTACT_MAX_PX -> gap.
+
+    Two masks can only come that close inside the overlap of their boxes grown by the range,
+    so each pair is measured there alone (exact Euclidean distance transform)."""
     H, W = vis.shape
+    r = CONTACT_MAX_PX
+    grown = np.array([(x0 - r, y0 - r, x1 + r, y1 + r) for x0, y0, x1, y1 in boxes], np.int64).reshape(-1, 4)
     out: dict[tuple[int, int], float] = {}
-    best = np.full(len(kept) + 1, np.inf, np.float32)
-    for k, (x0, y0, x1, y1) in enumerate(boxes):
+    for k in range(len(boxes)):
         if not kept[k]:
             continue
-        ys = slice(max(y0 - CONTACT_MAX_PX, 0), min(y1 + CONTACT_MAX_PX, H))
-        xs = slice(max(x0 - CONTACT_MAX_PX, 0), min(x1 + CONTACT_MAX_PX, W))
-        sub = vis[ys, xs]
-        dist = cv2.distanceTransform((sub != k + 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        close = (sub > k + 1) & (dist <= CONTACT_MAX_PX)
-        labels, gaps = sub[close].astype(np.int64), dist[close]
-        best[:] = np.inf
-        np.minimum.at(best, labels, gaps)
-        for label in np.flatnonzero(np.isfinite(best)):
-            if kept[label - 1]:
-                out[(k, int(label) - 1)] = round(float(best[label]), 3)
+        for l in range(k + 1, len(boxes)):
+            if not kept[l]:
+                continue
+            x0, y0 = max(grown[k, 0], grown[l, 0], 0), max(grown[k, 1], grown[l, 1], 0)
+            x1, y1 = min(grown[k, 2], grown[l, 2], W), min(grown[k, 3], grown[l, 3], H)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            sub = vis[y0:y1, x0:x1]
+            mine = (sub == k + 1).view(np.uint8)
+            # l's pixels within r (in both axes) of k's: a thin strip where the masks meet
+            close = (cv2.dilate(mine, _SQUARE) > 0) & (sub == l + 1)
+            if not close.any():
+                continue
+            ys, xs = np.nonzero(close)
+            strip = (slice(max(ys.min() - r, 0), ys.max() + r + 1), slice(max(xs.min() - r, 0), xs.max() + r + 1))
+            dist = cv2.distanceTransform(1 - mine[strip], cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            gap = float(dist[close[strip]].min())
+            if gap <= r:
+                out[(k, l)] = round(gap, 3)
     return out
 
 
