@@ -125,9 +125,8 @@ def tables() -> tuple[tuple[str, ...], np.ndarray]:
 
 def class_indices(rgb: np.ndarray) -> np.ndarray:
     """Class index (into tables()[0]) of every colour of a uint8 RGB array, shape (..., 3)."""
-    q = np.asarray(rgb, np.uint8) >> (8 - BITS)
-    idx = (q[..., 0].astype(np.int32) << (2 * BITS)) | (q[..., 1].astype(np.int32) << BITS) | q[..., 2]
-    return tables()[1][idx]
+    q = (np.asarray(rgb, np.uint8) >> (8 - BITS)).astype(np.int32)  # one conversion: the fastest form here
+    return tables()[1][q[..., 0] * (1 << 2 * BITS) + q[..., 1] * (1 << BITS) + q[..., 2]]
 
 
 def counts_by_label(rgb: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
@@ -137,6 +136,16 @@ def counts_by_label(rgb: np.ndarray, labels: np.ndarray, n_labels: int) -> np.nd
     counts = np.bincount((labels.astype(np.int32) * k + class_indices(rgb)).ravel(), minlength=(n_labels + 1) * k)
     counts[:k] = 0
     return counts.reshape(n_labels + 1, k)
+
+
+def counts_in_boxes(rgb: np.ndarray, labels: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """(len(boxes), classes) pixel counts of label i + 1 inside boxes[i] = (x0, y0, x1, y1):
+    counts_by_label for objects whose boxes are known, naming only their own pixels."""
+    out = np.zeros((len(boxes), len(tables()[0])), np.int64)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        inside = labels[y0:y1, x0:x1] == i + 1
+        out[i] = np.bincount(class_indices(rgb[y0:y1, x0:x1][inside]), minlength=out.shape[1])
+    return out
 
 
 def counts_dict(row: np.ndarray) -> dict[str, int]:

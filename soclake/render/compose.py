@@ -239,8 +239,8 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, seg
             # the segment's ingest-time dominant_color is left out: "colours" measures this image
             "attributes": {k: seg.get(k) for k in ("subcategory", "short_phrase", "description", "features")},
         })
-    members, file_name = _encode(plan, canvas, pan, options)
-    scene = scene_facts.measure(_final_rgb(plan, canvas, members), pan, instances, tracker, options["min_visible_area"])
+    members, file_name, shown = _encode(plan, canvas, pan, options)
+    scene = scene_facts.measure(shown, pan, instances, tracker, options["min_visible_area"])
     info = {"key": plan["key"], "image_id": plan["image_id"], "width": W, "height": H, "file_name": file_name,
             "background_id": plan["background_id"], "instances": instances, "scene": scene,
             "dropped": int(len(objects) - len(instances)), "failed_reads": failures, **provenance,
@@ -255,35 +255,31 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], failures: list, seg
                     replaced=sum(1 for o in objects if o["replaced"]))
 
 
-def _final_rgb(plan: dict, canvas: Canvas, members: dict[str, bytes]) -> np.ndarray:
-    """The composite's RGB as a reader gets it: the JPEG decoded (by Pillow, as webdataset and
-    most loaders do) when lossy."""
-    if not plan["background_id"]:
-        return canvas.straight_rgb(cv2.convertScaleAbs(canvas.alpha, alpha=255))
-    if "jpg" in members:
-        return imaging.decode_rgb(members["jpg"])
-    return cv2.convertScaleAbs(canvas.rgb)
-
-
 def _member_order(ext: str) -> tuple:
     return (0 if ext.split(".")[-1] in ("jpg", "png", "webp") and not ext.startswith(("pan", "fg")) else 1, ext)
 
 
-def _encode(plan: dict, canvas: Canvas, pan: np.ndarray, options: dict) -> tuple[dict[str, bytes], str]:
+def _encode(plan: dict, canvas: Canvas, pan: np.ndarray, options: dict) -> tuple[dict[str, bytes], str, np.ndarray]:
+    """The members, the composite's file name, and its RGB as a reader gets it (a JPEG decoded
+    by Pillow, as webdataset and most loaders do)."""
     members: dict[str, bytes] = {}
     if plan["background_id"]:
         ext = options["format"]
-        members[ext] = encode_image(cv2.convertScaleAbs(canvas.rgb), ext, options["quality"])
+        shown = cv2.convertScaleAbs(canvas.rgb)
+        members[ext] = encode_image(shown, ext, options["quality"])
+        if ext == "jpg":
+            shown = imaging.decode_rgb(members[ext])
     else:
         alpha8 = cv2.convertScaleAbs(canvas.alpha, alpha=255)
-        rgba = cv2.cvtColor(canvas.straight_rgb(alpha8), cv2.COLOR_RGB2RGBA)
+        shown = canvas.straight_rgb(alpha8)
+        rgba = cv2.cvtColor(shown, cv2.COLOR_RGB2RGBA)
         rgba[..., 3] = alpha8
         ext = "rgba.webp" if options["format"] == "webp" else "rgba.png"
         members[ext] = encode_image(rgba, ext.split(".")[-1], options["quality"])
     members["pan.png"] = cv2.imencode(".png", annotate.encode_pan_bgr(pan), PNG_FAST)[1].tobytes()
     if canvas.fg is not None:
         members["fg.png"] = cv2.imencode(".png", cv2.convertScaleAbs(canvas.fg, alpha=255), PNG_FAST)[1].tobytes()
-    return members, f"{plan['key']}.{ext}"
+    return members, f"{plan['key']}.{ext}", shown
 
 
 def encode_image(arr: np.ndarray, ext: str, quality: int) -> bytes:

@@ -111,18 +111,17 @@ def measure(rgb: np.ndarray, pan: np.ndarray, instances: list[dict], tracker: Pa
     return the sample's "scene": unlabelled objects with at least min_area visible pixels
     (z, role, bbox, area, RLE, colours), contacts [z, z, gap] and covers [upper z, lower z]."""
     vis, zs = _visible_map(pan, instances, tracker)
-    counts = colour_names.counts_by_label(rgb, vis, len(zs))[1:]
+    H, W = vis.shape
+    boxes = [tracker.boxes.get(z, (0, 0, W, H)) for z in zs]
+    counts = colour_names.counts_in_boxes(rgb, vis, boxes)
     areas = counts.sum(axis=1)
     for inst, row in zip(instances, counts):
         inst["colours"] = colour_names.counts_dict(row)
     n_inst = len(instances)
     kept = [True] * n_inst + [bool(a >= min_area) for a in areas[n_inst:]]
-    H, W = vis.shape
-    scratch = np.zeros((H, W), np.uint8, order="F")
-    boxes = [tracker.boxes.get(inst["z"], (0, 0, W, H)) for inst in instances]
+    scratch = np.zeros((H, W), np.uint8, order="F") if any(kept[n_inst:]) else None
     unlabelled = []
     for u, (z, role) in enumerate(tracker.unlabelled):
-        boxes.append(tracker.boxes[z])
         if kept[n_inst + u]:
             rle = annotate.instance_rle(vis, n_inst + u + 1, tracker.boxes[z], scratch)
             unlabelled.append({"z": z, "role": role, "bbox": rle["bbox"], "area": rle["area"],
