@@ -130,7 +130,7 @@ class Thing:
 
 
 @dataclass
-class Image_:
+class Picture:
     width: int
     height: int
     things: list[Thing]
@@ -152,7 +152,7 @@ class Image_:
         return float(np.hypot(dx, dy))
 
 
-def decode_image(members: dict, info: dict, problems: list) -> Image_:
+def decode_image(members: dict, info: dict, problems: list) -> Picture:
     ext = next(k for k in members if k.split(".")[-1] in ("jpg", "png", "webp") and not k.startswith(("pan", "fg")))
     rgb = np.asarray(Image.open(io.BytesIO(members[ext])).convert("RGB"))
     pan = np.asarray(Image.open(io.BytesIO(members["pan.png"])).convert("RGB")).astype(np.int64)
@@ -177,7 +177,7 @@ def decode_image(members: dict, info: dict, problems: list) -> Image_:
         shares = np.bincount(terms[m], minlength=len(TERMS) + 1)[:len(TERMS)] / area
         things.append(Thing(ann_id, cat, z, m, area, (int(xs.min()), int(ys.min()), int(xs.max()) + 1,
                                                       int(ys.max()) + 1), shares))
-    return Image_(W, H, things, scene is not None)
+    return Picture(W, H, things, scene is not None)
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -256,7 +256,7 @@ def colour_state(t: Thing, colour: str) -> tuple[bool, bool]:
     return share >= DOMINANCE - TOL and t.usable, share >= ABSENT + TOL
 
 
-def position_state(img: Image_, t: Thing, pos: str) -> tuple[bool, bool]:
+def position_state(img: Picture, t: Thing, pos: str) -> tuple[bool, bool]:
     if pos in ("left", "right"):
         c, extent = t.cx, img.width
     else:
@@ -267,7 +267,7 @@ def position_state(img: Image_, t: Thing, pos: str) -> tuple[bool, bool]:
     return c > 2 * extent / 3 + m, c > 2 * extent / 3 - m
 
 
-def relation_holds(img: Image_, i: int, a: int, rel: str) -> bool:
+def relation_holds(img: Picture, i: int, a: int, rel: str) -> bool:
     t, o = img.things[i], img.things[a]
     if rel == "left_of":
         return t.box[2] <= o.cx and t.cx < o.box[0]
@@ -282,7 +282,7 @@ def relation_holds(img: Image_, i: int, a: int, rel: str) -> bool:
     raise ValueError(rel)
 
 
-def evaluate(img: Image_, np_: NP, problems: list) -> tuple[set, set]:
+def evaluate(img: Picture, np_: NP, problems: list) -> tuple[set, set]:
     """(surely, possibly) referent indices of a noun phrase; appends why where it matters."""
     sure, possible = set(), set()
     for i, t in enumerate(img.things):
@@ -318,7 +318,7 @@ def evaluate(img: Image_, np_: NP, problems: list) -> tuple[set, set]:
     return sure, possible
 
 
-def _near(img: Image_, sure: set, possible: set, a: int, problems: list) -> tuple[set, set]:
+def _near(img: Picture, sure: set, possible: set, a: int, problems: list) -> tuple[set, set]:
     if -1 in possible:
         return set(), possible
     diag = float(np.hypot(img.width, img.height))
@@ -333,7 +333,7 @@ def _near(img: Image_, sure: set, possible: set, a: int, problems: list) -> tupl
     return set(), possible
 
 
-def _extreme(img: Image_, sure: set, possible: set, which: str, problems: list) -> tuple[set, set]:
+def _extreme(img: Picture, sure: set, possible: set, which: str, problems: list) -> tuple[set, set]:
     if not possible:
         return set(), set()
     if -1 in possible or len(sure) < 2:
@@ -363,7 +363,7 @@ def claims_of(np_: NP) -> str:
     return "attribute"
 
 
-def check_expression(img: Image_, parser: Parser, e: dict) -> list[tuple[str, str]]:
+def check_expression(img: Picture, parser: Parser, e: dict) -> list[tuple[str, str]]:
     """Problems of one expression (empty when it is true)."""
     text = e["text"]
     if any(w in text for w in ROLE_WORDS):
@@ -388,7 +388,7 @@ def check_expression(img: Image_, parser: Parser, e: dict) -> list[tuple[str, st
     return out + [p for p in problems if out]
 
 
-def false_colour_words(img: Image_, parser: Parser, e: dict) -> int:
+def false_colour_words(img: Picture, parser: Parser, e: dict) -> int:
     """Colour words of an expression that are false of the objects they describe (targets for
     single/multi; for no-target, the claim that nothing of that description shows)."""
     np_ = parser.expression(e["text"])
@@ -402,7 +402,7 @@ def false_colour_words(img: Image_, parser: Parser, e: dict) -> int:
     return sum(by_ann[t].shares[TERMS.index(np_.colour)] < DOMINANCE - TOL for t in e["targets"] if t in by_ann)
 
 
-def false_relations(img: Image_, parser: Parser, e: dict) -> tuple[str | None, int]:
+def false_relations(img: Picture, parser: Parser, e: dict) -> tuple[str | None, int]:
     """(relation, targets for which it does not hold) against an anchor that the checker
     resolves to one certain object; expressions with an unclear anchor are counted by
     check_expression, not here."""
@@ -427,7 +427,7 @@ def false_relations(img: Image_, parser: Parser, e: dict) -> tuple[str | None, i
 
 
 # ---------------------------------------------------------------------------- QA and captions
-def _where_of(img: Image_, t: Thing) -> str | None:
+def _where_of(img: Picture, t: Thing) -> str | None:
     for name in ("left", "right"):
         if position_state(img, t, name)[0]:
             return f"on the {name}"
@@ -436,14 +436,14 @@ def _where_of(img: Image_, t: Thing) -> str | None:
     return None
 
 
-def _vertical_of(img: Image_, t: Thing) -> str | None:
+def _vertical_of(img: Picture, t: Thing) -> str | None:
     for name in ("top", "bottom"):
         if position_state(img, t, name)[0]:
             return name
     return None
 
 
-def check_qa(img: Image_, parser: Parser, qa: dict, vocabulary: set) -> list[tuple[str, str]]:
+def check_qa(img: Picture, parser: Parser, qa: dict, vocabulary: set) -> list[tuple[str, str]]:
     q, a = qa["question"], qa["answer"]
     if any(w in q.lower() for w in ROLE_WORDS):
         return [("role", f"{q!r} names an internal role")]
@@ -489,7 +489,7 @@ def _check_about(img, parser, phrase, qa, kind, holds) -> list:
     return []
 
 
-def check_segment_caption(img: Image_, cap: dict) -> list[tuple[str, str]]:
+def check_segment_caption(img: Picture, cap: dict) -> list[tuple[str, str]]:
     t = next((t for t in img.things if t.ann_id == cap["ann_id"]), None)
     text = cap["caption"]
     if t is None or not t.usable:
@@ -507,7 +507,7 @@ def check_segment_caption(img: Image_, cap: dict) -> list[tuple[str, str]]:
     return out
 
 
-def check_caption(img: Image_, parser: Parser, text: str) -> list[tuple[str, str]]:
+def check_caption(img: Picture, parser: Parser, text: str) -> list[tuple[str, str]]:
     if not text or text == "An empty image.":
         return [] if not text or not img.things else [("caption", "'An empty image.' with visible objects")]
     m = re.fullmatch(r"An image with (.+?)\.(?: The largest is the (.+?)\.)?", text)
