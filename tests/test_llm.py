@@ -23,8 +23,8 @@ def good_answer(user: dict) -> dict:
     exprs = [{"text": f"the {o['colour']} {o['category']}" if cats[o["category"]] > 1 else f"the {o['category']}",
               "scope": "single", "kind": "attribute", "targets": [o["id"]]}
              for o in user["objects"]
-             if cats[o["category"]] == 1 or sum(p["category"] == o["category"] and p["colour"] == o["colour"]
-                                                for p in user["objects"]) == 1]
+             if cats[o["category"]] == 1 or o["colour"] and sum(p["category"] == o["category"] and
+                                                                p["colour"] == o["colour"] for p in user["objects"]) == 1]
     exprs.append({"text": "the unicorn", "scope": "none", "kind": "attribute", "targets": []})
     return {"expressions": exprs}
 
@@ -100,8 +100,9 @@ def scenes(n=4):
 def test_good_answers_are_validated_and_checked(server):
     docs = describe_batch(scenes(), COUNTS, params(server.url))
     assert server.requests == 4 and all(d["expressions"] and "failed" not in d for d in docs)
-    checks = Counter(e["check"] for d in docs for e in d["expressions"])
+    checks = Counter(e["check"] for d in docs for e in d["expressions"] + d["rejected"])
     assert checks["verified"] > 0 and checks["contradicted"] == 0
+    assert {e["check"] for d in docs for e in d["expressions"]} <= {"verified", "unchecked"}
 
 
 def test_malformed_answers_are_retried_then_failed(server):
@@ -129,9 +130,8 @@ def test_unknown_ids_and_wrong_expressions(server):
     server.modes = ["wrong"]
     g = scenes(1)[0]
     [doc] = describe_batch([g], COUNTS, params(server.url))
-    cats = Counter(o.category for o in g.objects)
-    expected = "verified" if cats[g.objects[0].category] == len(g.objects) else "contradicted"
-    assert doc["expressions"][0]["check"] == expected
+    # "the ball" for every object of the image: singular, and not what it refers to
+    assert doc["expressions"] == [] and [e["check"] for e in doc["rejected"]] == ["contradicted"]
 
 
 def test_answers_are_cached(server, tmp_path):
@@ -150,7 +150,28 @@ def test_validate_rejects_bad_shapes():
                 '{"expressions": [{"text": "", "scope": "none", "kind": "attribute", "targets": []}]}'):
         with pytest.raises(ValueError):
             validate(bad, g)
-    assert graph_check({"text": "the ball to the left of the cup", "scope": "single", "targets": [oid]}, g) == "unchecked"
+    assert graph_check({"text": "the thing next to the cup", "scope": "single", "targets": [oid]}, g) == "unchecked"
+
+
+def test_graph_check_uses_the_graph_rules():
+    from test_language import RULES, obj
+
+    from soclake.stages.refexp.scene import SceneGraph
+    ball = obj(1, "ball", "red", (10, 10, 80, 80), 5000, 0)
+    cup = obj(2, "cup", "blue", (400, 10, 80, 80), 5000, 1)
+    pale = obj(3, "cup", "blue", (200, 200, 80, 80), 5000, 2, share=0.35)  # blue does not dominate
+    g = SceneGraph(600, 300, [ball, cup, pale], RULES)
+
+    def check(text, targets, scope="single"):
+        return graph_check({"text": text, "scope": scope, "targets": targets}, g)
+    assert check("the red ball", [1]) == "verified" and check("The red ball.", [1]) == "verified"
+    assert check("the blue ball", [1]) == "contradicted"
+    assert check("the ball to the left of the blue cup", [1]) == "uncertain"  # the pale cup may be blue
+    assert check("the ball to the left of the cup on the right", [1]) == "verified"
+    assert check("the blue cup", [2]) == "uncertain"
+    assert check("all the cups", [2, 3], "multi") == "verified"
+    assert check("the shiny red ball next to the cup", [1]) == "unchecked"
+    assert check("the shiny blue ball next to the cup", [1]) == "contradicted"  # a colour word, checked anyway
 
 
 def test_stage_with_the_llm_backend(server, sample_lake):

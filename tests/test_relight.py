@@ -81,6 +81,7 @@ def test_relight_stage_keeps_keys_and_annotations(relit_job):
     src = sorted(glob.glob(lake.path("jobs", "to-relight", "*", "shards", "*.tar")))
     dst = sorted(glob.glob(lake.path(summary.folder, "shards", "*.tar")))
     assert [os.path.basename(p) for p in src] == [os.path.basename(p) for p in dst]
+    recoloured = 0
     for a, b in zip(src, dst):
         before, after = shard_samples(a), shard_samples(b)
         assert list(before) == list(after)
@@ -88,8 +89,13 @@ def test_relight_stage_keeps_keys_and_annotations(relit_job):
             assert before[key].keys() == after[key].keys()
             assert before[key]["pan.png"] == after[key]["pan.png"]
             ia, ib = json.loads(before[key]["json"]), json.loads(after[key]["json"])
-            assert ia["instances"] == ib["instances"] and ib["relight"]["backend"] == "classic"
+            def masks(info):  # everything but the colours, which are measured again on the relit pixels
+                return [{k: v for k, v in i.items() if k != "colours"} for i in info["instances"]]
+            assert masks(ia) == masks(ib) and ib["relight"]["backend"] == "classic"
+            assert all(sum(i["colours"].values()) == i["area"] for i in ib["instances"])
+            recoloured += sum(x["colours"] != y["colours"] for x, y in zip(ia["instances"], ib["instances"]))
             assert before[key]["jpg"] != after[key]["jpg"]
+    assert recoloured > 0
     m = lake.query("SELECT inputs, samples FROM manifest WHERE stage = 'relight' AND fingerprint = $fp ORDER BY shard",
                    {"fp": summary.fingerprint}).to_pylist()
     assert len(m) == 2 and all(r["samples"] == 3 and r["inputs"][0].startswith("jobs/to-relight/") for r in m)

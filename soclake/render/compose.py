@@ -20,7 +20,7 @@ from PIL import Image
 
 from soclake import imaging
 from soclake.errors import RejectedItem
-from soclake.render import annotate, poisson, visibility
+from soclake.render import annotate, poisson, scene_facts, visibility
 from soclake.render.blend import BLENDS
 from soclake.shards.tar import sample_key
 
@@ -192,7 +192,8 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
     objects: list[dict] = []   # labelled pastes, in layer order
     layers: list[Layer] = []   # every paste, bottom to top
     failures: list[dict] = []
-    for paste, (seed, label) in zip(plan["objects"], keys):
+    tracker = scene_facts.PasteTracker(W, H, len(plan["objects"]))
+    for z, (paste, (seed, label)) in enumerate(zip(plan["objects"], keys)):
         patch, used, replaced_from = _load_patch(paste, segments, read, failures, background)
         if patch is None:
             continue
@@ -206,11 +207,12 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
         labelled = paste["role"] == "object"
         layer = _paste(canvas, mode, patch, prem, a8, x, y, label, labelled)
         layers.append(layer)
+        tracker.record(layer.dst, layer.alpha8, z, paste["role"])
         if labelled:
             objects.append({"paste": paste, "label": label, "segment_id": used, "replaced": replaced_from,
-                            "drawn": layer,
+                            "drawn": layer, "z": z,
                             "box": (max(x, 0), max(y, 0), min(x + a8.shape[1], W), min(y + a8.shape[0], H))})
-    return _finish(plan, canvas, objects, layers, failures, segments, options, provenance)
+    return _finish(plan, canvas, objects, layers, failures, segments, options, provenance, tracker)
 
 
 def object_keys(pastes: list[dict]) -> list[tuple[int, int]]:
@@ -275,7 +277,7 @@ def _read_error(e: Exception, level: dict | None) -> str:
 
 
 def _finish(plan: dict, canvas: Canvas, objects: list[dict], layers: list[Layer], failures: list, segments: dict,
-            options: dict, provenance: dict) -> Rendered:
+            options: dict, provenance: dict, tracker: scene_facts.PasteTracker) -> Rendered:
     W, H = canvas.w, canvas.h
     labels = np.array([o["label"] for o in objects], np.int64)
     pan, ids, area = annotate.panoptic_ids(canvas.owner, labels, options["min_visible_area"])
@@ -293,17 +295,18 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], layers: list[Layer]
             "category_id": int(obj["paste"]["category_id"]), "category": seg["category"],
             "segment_id": obj["segment_id"], "bbox": rle["bbox"], "area": rle["area"],
             "segmentation": {"size": rle["size"], "counts": rle["counts"]}, "iscrowd": 0,
-            "visible_fraction": rle["area"] / max(obj["drawn"].full_area, 1), "layer": layer,
+            "visible_fraction": rle["area"] / max(obj["drawn"].full_area, 1), "layer": layer, "z": obj["z"],
             "blend": obj["drawn"].blend, "shown_fraction": round(fractions[layer], 4), "replaced_segment_id": obj["replaced"],
-            "attributes": {k: seg.get(k) for k in ("subcategory", "short_phrase", "description", "features",
-                                                    "dominant_color")},
+            # the segment's ingest-time dominant_color is left out: "colours" measures this image
+            "attributes": {k: seg.get(k) for k in ("subcategory", "short_phrase", "description", "features")},
         })
     kept = {int(pid) for pid in ids if pid}
     fg = annotate.foreground([(d.dst, d.alpha8, d.labelled and d.label in kept) for d in layers if d.dst], pan) \
         if options["fg_mask"] else None
-    members, file_name = _encode(plan, canvas, pan, fg, options)
+    members, file_name, shown = _encode(plan, canvas, pan, fg, options)
+    scene = scene_facts.measure(shown, pan, instances, tracker, options["min_visible_area"])
     info = {"key": plan["key"], "image_id": plan["image_id"], "width": W, "height": H, "file_name": file_name,
-            "background_id": plan["background_id"], "instances": instances,
+            "background_id": plan["background_id"], "instances": instances, "scene": scene,
             "dropped": int(len(objects) - len(instances)), "unseen": unseen, "failed_reads": failures, **provenance,
             "seed": plan["seed"]}
     if plan.get("base_id") is not None:
@@ -321,21 +324,27 @@ def _member_order(ext: str) -> tuple:
 
 
 def _encode(plan: dict, canvas: Canvas, pan: np.ndarray, fg: np.ndarray | None,
-            options: dict) -> tuple[dict[str, bytes], str]:
+            options: dict) -> tuple[dict[str, bytes], str, np.ndarray]:
+    """The members, the composite's file name, and its RGB as a reader gets it (a JPEG decoded
+    by Pillow, as webdataset and most loaders do)."""
     members: dict[str, bytes] = {}
     if plan["background_id"]:
         ext = options["format"]
-        members[ext] = encode_image(cv2.convertScaleAbs(canvas.rgb), ext, options["quality"])
+        shown = cv2.convertScaleAbs(canvas.rgb)
+        members[ext] = encode_image(shown, ext, options["quality"])
+        if ext == "jpg":
+            shown = imaging.decode_rgb(members[ext])
     else:
         alpha8 = cv2.convertScaleAbs(canvas.alpha, alpha=255)
-        rgba = cv2.cvtColor(canvas.straight_rgb(alpha8), cv2.COLOR_RGB2RGBA)
+        shown = canvas.straight_rgb(alpha8)
+        rgba = cv2.cvtColor(shown, cv2.COLOR_RGB2RGBA)
         rgba[..., 3] = alpha8
         ext = "rgba.webp" if options["format"] == "webp" else "rgba.png"
         members[ext] = encode_image(rgba, ext.split(".")[-1], options["quality"])
     members["pan.png"] = cv2.imencode(".png", annotate.encode_pan_bgr(pan), PNG_FAST)[1].tobytes()
     if fg is not None:
         members["fg.png"] = cv2.imencode(".png", fg, PNG_FAST)[1].tobytes()
-    return members, f"{plan['key']}.{ext}"
+    return members, f"{plan['key']}.{ext}", shown
 
 
 def encode_image(arr: np.ndarray, ext: str, quality: int) -> bytes:

@@ -1,9 +1,10 @@
 """The `llm` language backend: referring expressions from an OpenAI-compatible chat endpoint
 (vLLM in production), one request per image asking for every bucket as JSON that matches a
 JSON schema. Answers are validated (shape, referenced ids exist, target counts agree with
-the scope) and checked against the scene graph where the text is checkable; an image whose
-answers stay invalid after the retries is recorded as failed, never written with unvalidated
-content. Results are cached by (image, prompt, model), so reruns do not pay twice.
+the scope) and every text the graph grammar can read is checked by the graph backend's own
+rules (colour words, positions, relations, margins): expressions it finds false or uncertain
+are moved to "rejected" with the reason; an image whose answers stay invalid after the
+retries is recorded as failed, never written with unvalidated content. Results are cached by (image, prompt, model), so reruns do not pay twice.
 httpx is imported here only (pip install 'soclake[llm]').
 """
 from __future__ import annotations
@@ -14,8 +15,10 @@ import json
 import os
 import re
 
+from soclake.colour_names import BASIC_TERMS
 from soclake.errors import SoclakeError
-from soclake.stages.refexp.programs import Selector, execute
+from soclake.stages.refexp.parse import parse
+from soclake.stages.refexp.programs import plural, referents, scope_of
 from soclake.stages.refexp.scene import SceneGraph
 
 SCHEMA = {
@@ -32,11 +35,9 @@ SYSTEM = ("You write referring expressions for object-detection training. Given 
           "(id, category, short phrase, colour, box [x, y, w, h] in pixels), return JSON with a list "
           "'expressions'. Each has 'text' (a noun phrase), 'scope' (single: exactly one object; multi: two or "
           "more; none: no object in the image), 'kind' (attribute, spatial or reasoning) and 'targets' (the ids "
-          "it refers to, empty for none). Every expression must be true of the image.")
-RELATION_WORDS = re.compile(r"\b(left|right|above|below|top|bottom|behind|front|next|near|between|largest|"
-                            r"smallest|bigger|smaller|middle|center|centre|beside|under|over|of the)\b")
-COLOUR_WORDS = ("black", "white", "grey", "gray", "red", "orange", "yellow", "green", "blue", "purple", "pink",
-                "brown")
+          "it refers to, empty for none). Every expression must be true of the image. Use an object's colour "
+          "only as given (null: no colour word). 'other_visible_objects' are visible but not to be referred "
+          "to; an expression about 'objects' in general must stay true with them in view.")
 
 
 def endpoint(params: dict) -> tuple[str, str, str]:
@@ -58,11 +59,14 @@ def check(params: dict) -> None:
 
 
 def user_prompt(graph: SceneGraph, counts: dict) -> str:
+    """The objects an expression may refer to (annotated, >= min_pixels, colour as measured) and
+    the other visible ones (too small, or unlabelled)."""
     objects = [{"id": o.ann_id, "category": o.category, "short_phrase": o.phrase, "colour": o.colour,
-                "box": [round(v, 1) for v in o.bbox]} for o in graph.objects]
+                "box": [round(v, 1) for v in o.bbox]} for o in graph.objects if o.usable]
+    others = [{"box": [round(v, 1) for v in o.bbox]} for o in graph.objects if not o.usable]
     want = {f"{scope}/{kind}": n for (scope, kind), n in sorted(counts.items()) if n}
     return json.dumps({"image": {"width": graph.width, "height": graph.height}, "objects": objects,
-                       "expressions_per_bucket": want}, sort_keys=True)
+                       "other_visible_objects": others, "expressions_per_bucket": want}, sort_keys=True)
 
 
 def validate(answer: str, graph: SceneGraph) -> list[dict]:
@@ -73,7 +77,7 @@ def validate(answer: str, graph: SceneGraph) -> list[dict]:
         raise ValueError(f"malformed JSON ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("expressions"), list) or not doc["expressions"]:
         raise ValueError("no 'expressions' list")
-    ids = {o.ann_id for o in graph.objects}
+    ids = {o.ann_id for o in graph.labelled if o.usable}
     out = []
     for e in doc["expressions"]:
         if not isinstance(e, dict) or not isinstance(e.get("text"), str) or not e["text"].strip():
@@ -92,21 +96,34 @@ def validate(answer: str, graph: SceneGraph) -> list[dict]:
     return out
 
 
-def graph_check(expr: dict, graph: SceneGraph) -> str:
-    """'verified' / 'contradicted' when the text is a plain (colour) category phrase the graph
-    can evaluate, else 'unchecked'."""
-    text = expr["text"].lower()
-    if RELATION_WORDS.search(text):
-        return "unchecked"
-    cats = sorted({o.category for o in graph.objects if re.search(rf"\b{re.escape(o.category)}", text)}, key=len)
-    colours = [c for c in COLOUR_WORDS if re.search(rf"\b{c}\b", text)]
-    if len(cats) != 1 or len(colours) > 1:
-        return "unchecked"
-    sel = Selector(category=cats[-1], colour=(colours[0].replace("gray", "grey") if colours else None))
-    ref = execute(sel, graph)
-    if expr["scope"] == "multi" or "all " in text or text.endswith("s"):
-        return "verified" if sorted(ref) == expr["targets"] else "contradicted"
-    return "verified" if sorted(ref) == expr["targets"] and len(ref) <= 1 else "contradicted"
+def graph_check(expr: dict, graph: SceneGraph, vocabulary: list[str] = ()) -> str:
+    """The graph backend's verdict on an expression: 'verified' (its referents are certain and
+    are the targets), 'contradicted', 'uncertain' (a margin could change them) when the text is
+    in the graph grammar; otherwise its colour words are checked where a "<colour> <category>"
+    names a target's category: 'contradicted' if the target does not show it dominantly, else
+    'unchecked'."""
+    categories = sorted({o.category for o in graph.labelled} | set(vocabulary))
+    got = parse(expr["text"], categories)
+    if got is None:
+        return _colour_words_check(expr, graph)
+    sel, many = got
+    ref = referents(sel, graph)
+    if ref is None:
+        return "uncertain"
+    if sorted(ref) != expr["targets"] or scope_of(ref) != expr["scope"] or many != (expr["scope"] == "multi"):
+        return "contradicted"
+    return "verified"
+
+
+def _colour_words_check(expr: dict, graph: SceneGraph) -> str:
+    text = expr["text"].lower().replace("gray", "grey")
+    by_id = graph.by_id()
+    for colour in BASIC_TERMS:
+        for o in (by_id[t] for t in expr["targets"]):
+            if re.search(rf"\b{colour} (\w+ )?({re.escape(o.category)}|{re.escape(plural(o.category))})\b", text) \
+                    and sum(by_id[t].category == o.category for t in expr["targets"]) == 1 and o.colour != colour:
+                return "contradicted"
+    return "unchecked"
 
 
 async def _ask(client, base: str, model: str, key: str, prompt: str, params: dict) -> str:
@@ -137,8 +154,10 @@ async def _one(client, sem, graph, prompt, params, cache_dir) -> dict:
             errors.append(f"{type(e).__name__}: {e}"[:200])
             continue
         for e in exprs:
-            e["check"] = graph_check(e, graph)
-        doc = {"generator": "llm", "model": model, "expressions": exprs}
+            e["check"] = graph_check(e, graph, params.get("vocabulary") or [])
+        doc = {"generator": "llm", "model": model,
+               "expressions": [e for e in exprs if e["check"] in ("verified", "unchecked")],
+               "rejected": [e for e in exprs if e["check"] not in ("verified", "unchecked")]}
         if path:
             os.makedirs(cache_dir, exist_ok=True)
             with open(path + ".tmp", "w") as f:

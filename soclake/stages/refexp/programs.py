@@ -1,21 +1,23 @@
 """Referring expressions as programs: a selector (category, colour, position, extreme size,
-relation to an anchor selector) executed against a scene graph gives the referent set; a
-template renders it as text. An expression is kept only if re-executing its program gives
-exactly what its bucket claims: one object (single), two or more (multi), none (no-target).
+relation to an anchor selector) executed against a scene graph gives two sets, the objects it
+surely refers to and those it possibly refers to; a template renders it as text. An
+expression is kept only if both sets are equal (nothing uncertain could change its meaning)
+and hold what its bucket claims: one object (single), two or more (multi), none (no-target).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from soclake.stages.refexp.scene import Obj, SceneGraph
+from soclake.stages.refexp.scene import SceneGraph, members
 
 RELATION_WORDS = {"left_of": "to the left of", "right_of": "to the right of", "above": "above", "below": "below",
                   "on_top_of": "on top of", "near": "near"}
 POSITION_WORDS = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
+OBJECT_NOUN = "object"
 
 
-@dataclass(frozen=True, slots=True)
-class Selector:
+class Selector(NamedTuple):  # a tuple: hashed in C, as memo keys are hashed very often
     category: str | None = None
     colour: str | None = None
     position: str | None = None       # left / right (horizontal third) or top / bottom (vertical third)
@@ -23,41 +25,86 @@ class Selector:
     relation: str | None = None       # left_of / right_of / above / below / on_top_of / near
     anchor: "Selector | None" = None  # the relation's other side (must select exactly one object)
 
-    def matches(self, o: Obj) -> bool:
-        if self.category and o.category != self.category:
-            return False
-        if self.colour and o.colour != self.colour:
-            return False
-        if self.position in ("left", "right") and o.horizontal != self.position:
-            return False
-        if self.position in ("top", "bottom") and o.vertical != self.position:
-            return False
-        return True
+
+Sets = tuple[int, int]  # (sure, possible) bit sets over graph.objects
 
 
-def execute(sel: Selector, graph: SceneGraph) -> frozenset[int]:
-    """The ann_ids a selector refers to in a scene graph (memoised per graph)."""
+def execute(sel: Selector, graph: SceneGraph) -> Sets:
+    """(sure, possible) referents of a selector (memoised per graph). Sure referents are
+    always usable objects; possible ones include everything that might match."""
     if sel not in graph.memo:
         graph.memo[sel] = _execute(sel, graph)
     return graph.memo[sel]
 
 
-def _execute(sel: Selector, graph: SceneGraph) -> frozenset[int]:
-    found = [o for o in graph.objects if sel.matches(o)]
+def referents(sel: Selector, graph: SceneGraph) -> frozenset[int] | None:
+    """The ann_ids a selector certainly refers to, or None when that is uncertain."""
+    key = ("referents", sel)
+    if key not in graph.memo:
+        sure, possible = execute(sel, graph)
+        graph.memo[key] = None if sure != possible else frozenset(graph.objects[i].ann_id for i in members(sure))
+    return graph.memo[key]
+
+
+def _execute(sel: Selector, graph: SceneGraph) -> Sets:
+    if sel.category is None:
+        sure, possible = graph.everything & ~graph.phantom, graph.everything
+    else:
+        sure = possible = graph.by_category.get(sel.category, 0)
+    sure &= graph.usable
+    if sel.colour:
+        s, p = graph.colour_bits[sel.colour]
+        sure, possible = sure & s, possible & p
+    if sel.position:
+        s, p = graph.position_bits[sel.position]
+        sure, possible = sure & s, possible & p
     if sel.relation:
-        anchors = execute(sel.anchor, graph)
-        if len(anchors) != 1:
-            return frozenset()
-        a = graph.index[next(iter(anchors))]
-        holds = graph.relations[sel.relation][:, a]
-        found = [o for o in found if graph.index[o.ann_id] != a and holds[graph.index[o.ann_id]]]
-    if sel.extreme and found:
-        areas = sorted(o.area for o in found)
-        pick = areas[-1] if sel.extreme == "largest" else areas[0]
-        if areas.count(pick) > 1 or len(found) < 2:
-            return frozenset()  # "the largest" needs a strict winner among several
-        found = [o for o in found if o.area == pick]
-    return frozenset(o.ann_id for o in found)
+        anchor = referents(sel.anchor, graph)
+        if anchor is None or len(anchor) != 1:
+            return 0, graph.everything  # no certain, unique anchor: nothing can be claimed
+        a = graph.index[next(iter(anchor))]
+        if sel.relation == "near":
+            return _nearest(graph, sure & ~(1 << a), possible & ~(1 << a), a)
+        s, p = graph.relation_bits[sel.relation]
+        sure, possible = sure & s[a], possible & p[a]
+    if sel.extreme:
+        return _extreme(graph, sure, possible, sel.extreme)
+    return sure, possible
+
+
+def _extreme(graph: SceneGraph, sure: int, possible: int, which: str) -> Sets:
+    """The largest / smallest: a sure match whose visible area beats every other possible
+    match by the size margin, among at least two sure matches."""
+    if not possible:
+        return 0, 0
+    if possible & graph.phantom or sure.bit_count() < 2:
+        return 0, possible
+    area = graph.geometry["area"]
+    cands = sorted(members(possible), key=lambda i: area[i], reverse=which == "largest")
+    best, runner = cands[0], cands[1]
+    big, small = (area[best], area[runner]) if which == "largest" else (area[runner], area[best])
+    if sure >> best & 1 and big >= (1 + graph.rules.size_margin) * small:
+        return 1 << best, 1 << best
+    return 0, possible
+
+
+def _nearest(graph: SceneGraph, sure: int, possible: int, a: int) -> Sets:
+    """near: the possible match nearest to the anchor (box distance) if it is sure, within
+    `near` of the diagonal, and every other possible match is `near_margin` farther."""
+    if not possible:
+        return 0, 0
+    if possible & graph.phantom:
+        return 0, possible
+    d = graph.box_distance[:, a]
+    cands = sorted(members(possible), key=lambda i: d[i])
+    r, diag = graph.rules, graph.diagonal
+    first = d[cands[0]]
+    if first > (r.near + r.near_margin) * diag:
+        return 0, 0  # nothing within reach: certainly none
+    second = d[cands[1]] if len(cands) > 1 else float("inf")
+    if sure >> cands[0] & 1 and first <= r.near * diag and second >= first + r.near_margin * diag:
+        return 1 << cands[0], 1 << cands[0]
+    return 0, possible
 
 
 def plural(noun: str) -> str:
@@ -69,7 +116,7 @@ def plural(noun: str) -> str:
 
 
 def noun_phrase(sel: Selector, many: bool = False) -> str:
-    noun = sel.category or "object"
+    noun = sel.category or OBJECT_NOUN
     noun = plural(noun) if many else noun
     words = [sel.colour] if sel.colour else []
     if sel.extreme:
@@ -115,8 +162,8 @@ class Expression:
 
 
 def verified(sel: Selector, graph: SceneGraph, scope: str) -> Expression | None:
-    """The expression of `sel` if its referent set is what `scope` claims, else None."""
-    ref = execute(sel, graph)
-    if scope_of(ref) != scope:
+    """The expression of `sel` if its referent set is certain and is what `scope` claims."""
+    ref = referents(sel, graph)
+    if ref is None or scope_of(ref) != scope:
         return None
     return Expression(render(sel, scope), sel, scope, kind_of(sel), sorted(ref))

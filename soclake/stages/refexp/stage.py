@@ -8,22 +8,32 @@ import json
 import numpy as np
 
 from soclake import storage
+from soclake.errors import SoclakeError
+from soclake.render.scene_facts import CONTACT_MAX_PX
 from soclake.stages.base import Stage, StageOutput
 from soclake.stages.refexp import llm_backend, variation_qa
 from soclake.stages.refexp.graph_backend import describe
-from soclake.stages.refexp.scene import from_sample
+from soclake.stages.refexp.scene import Rules, from_sample
 
 KINDS = ("attribute", "spatial", "reasoning")
 
 
 def check(params: dict) -> None:
+    if params["contact_px"] > CONTACT_MAX_PX:
+        raise SoclakeError(f"[refexp] contact_px = {params['contact_px']} exceeds the {CONTACT_MAX_PX} px up to "
+                           f"which compose records mask contacts; use at most {CONTACT_MAX_PX}")
+    if params["colour_absent"] > params["colour_dominance"]:
+        raise SoclakeError(f"[refexp] colour_absent ({params['colour_absent']}) must not exceed colour_dominance "
+                           f"({params['colour_dominance']})")
     llm_backend.check(params)  # endpoint settings are checked before any shard is read
 
 
 def prepare_params(lake, params: dict) -> dict:
-    """Add the lake's category names (for no-target expressions and 'is there' questions) and,
-    for a local lake, the LLM answer cache folder."""
-    names = [r[0] for r in lake.con.execute("SELECT name FROM categories ORDER BY category_id").fetchall()]
+    """Add the lake's category names (for no-target expressions and 'is there' questions; only
+    categories of labelled segments, never the distractors' own) and, for a local lake, the
+    LLM answer cache folder."""
+    names = [r[0] for r in lake.con.execute("SELECT category FROM category_counts WHERE segments > 0 "
+                                            "ORDER BY category_id").fetchall()]
     cache = lake.path("cache", "llm") if storage.is_local(lake.fs) else None
     return {**params, "vocabulary": names, "cache_dir": cache}
 
@@ -36,11 +46,12 @@ def counts(params: dict) -> dict:
 def process(samples: list[tuple[str, dict]], params: dict, seed: int, context: dict) -> StageOutput:
     out, rows, flagged = [], [], 0
     infos = [json.loads(m["json"]) for _, m in samples]
-    graphs = [from_sample(info) for info in infos]
+    rules = Rules.from_params(params)
+    graphs = [from_sample(info, rules) for info in infos]
     docs = []
     for (key, _), graph in zip(samples, graphs):
         image_seed = int(np.random.SeedSequence([seed, int(key)]).generate_state(1)[0])
-        present = {o.category for o in graph.objects}
+        present = {o.category for o in graph.labelled}
         others = [n for n in params["vocabulary"] if n not in present]
         rng = np.random.default_rng(image_seed)
         absent = [others[int(i)] for i in rng.permutation(len(others))[:params["absent_categories"]]]

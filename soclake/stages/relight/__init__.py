@@ -1,6 +1,7 @@
 """The relight stage (see soclake.stages.base): every sample's composite relit by a backend, then
 blended back per segment in Lab (SOC), annotations carried over unchanged (masks do not
-move). Backends are a registry imported when used.
+move) except the measured colours, taken again from the relit pixels. Backends are a
+registry imported when used.
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import numpy as np
 from PIL import Image
 
 from soclake.errors import SoclakeError
+from soclake.imaging import decode_rgb
 from soclake.registry import Registry
+from soclake.render import scene_facts
 from soclake.render.compose import encode_image
 from soclake.stages.base import Stage, StageOutput
 from soclake.stages.relight.labblend import area_ranked_lab_blend
@@ -74,8 +77,14 @@ def finish_sample(members: dict[str, bytes], s: dict, relit: np.ndarray, drawn: 
     info["relight"] = {"backend": params["backend"], "seed": seed, "relit_whole_image": whole, **drawn}
     new = dict(members)
     new[ext] = encode_image(out, ext.split(".")[-1], 95)
+    scene_facts.recolour(info, _as_read(new[ext], ext, blended), segments)
     new["json"] = json.dumps(info, sort_keys=True, separators=(",", ":")).encode()
     return new
+
+
+def _as_read(data: bytes, ext: str, rgb: np.ndarray) -> np.ndarray:
+    """The RGB a reader decodes from an encoded composite: decoded (Pillow) when lossy, else `rgb`."""
+    return decode_rgb(data) if ext.split(".")[-1] == "jpg" else rgb
 
 
 def relight_samples(samples: list[tuple[str, dict]], backend, params: dict, seed: int) -> list[tuple[str, dict]]:
