@@ -26,5 +26,7 @@ def run(args) -> int:
     print(f"job {job.name} [{job.fingerprint}]: {p['images']} images in {info['shards']} shards, "
           f"{p['objects']} objects from {p['categories']} categories"
           + (f", {p['short_images']} images with fewer objects than drawn (layout constraints)" if p["short_images"] else "")
+          + (f", {p['replanned']} images re-planned with their next seed (layout retry budget exhausted)"
+             if p.get("replanned") else "")
           + f"\nplan: soclake sql --lake {args.lake} \"SELECT * FROM plan WHERE fingerprint = '{job.fingerprint}'\"")
     return 0
