@@ -31,6 +31,7 @@ class PlanSummary:
     size_ap: list[float | None] | None = None  # [sampling] size_feedback: AP_b read (small, medium, large)
     size_mix: list[float] | None = None        # [sampling] size_feedback: the size mix planned with
     replanned: int = 0  # images re-planned with their next seed after the layout's retry budget ran out (soc)
+    filters: list[dict] | None = None  # [pool] filter = "auto": per source, the filter it got and its eligible segments
 
 
 def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> tuple[pa.Table, PlanSummary]:
@@ -38,6 +39,7 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     large jobs; every image draws from its own seed, so the plan is the same for any count."""
     job, samp, lay, render = spec["job"], spec["sampling"], spec["layout"], spec["render"]
     counts = pool.open_eligible(lake, spec)
+    filters = pool.auto_filters(lake) if spec["pool"]["filter"] == pool.AUTO_FILTER else None
     ctx = pool.category_context(lake, spec, counts)
     size_ap, size_mix = None, None
     if samp["size_feedback"]:
@@ -84,7 +86,7 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     return table, PlanSummary(len(rows), n_objects, len(set(segs["category_id"])), short,
                               sum(r.get("factor") is not None for r in rows), skipped,
                               None if size_ap is None else [None if np.isnan(a) else float(a) for a in size_ap],
-                              None if size_mix is None else size_mix.tolist(), replanned)
+                              None if size_mix is None else size_mix.tolist(), replanned, filters)
 
 
 def sampling_weights(lake: Lake, spec: JobSpec, fingerprint: str) -> pa.Table:

@@ -50,7 +50,8 @@ def _stage_claimed_shard(lake: Lake, task: dict) -> dict:
     if hashlib.sha256(data).hexdigest() != task["input_sha256"]:
         raise SoclakeError(f"input shard {task['input_uri']} does not match its manifest sha256")
     out = stage.process(read_samples(data), task["params"], task["seed"],
-                        {"job": task["job"], "fingerprint": task["fingerprint"], "shard": task["shard"]})
+                        {"job": task["job"], "fingerprint": task["fingerprint"], "shard": task["shard"],
+                         "read": lake.read_range})
     faults.point("render")
     tables = {t: to_table(t, rows) for t, rows in out.tables.items()}
     commit_shard(lake, task["job"], task["fingerprint"], task["stage"], task["shard"], tar_bytes(out.samples), tables,
@@ -70,11 +71,11 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
     t0 = time.perf_counter()
     workers = runner.worker_count(lake, executor, workers)
     stage = STAGES.get(name)
-    params = dict(spec[name])
+    params = dict(spec[name], spec_dir=spec.base_dir)  # files a spec names are relative to its folder
     stage.check(params)  # e.g. a missing model is an error before any shard is read
     params = stage.prepare_params(lake, params)
     source = catalog.current(lake, spec["job"]["input"])
-    fp = fingerprint(spec, source.fingerprint)
+    fp = fingerprint(spec, source.fingerprint, stage.inputs_digest(params))
     inputs = lake.query("SELECT shard, shard_uri, sha256 FROM manifest WHERE fingerprint = $fp AND stage = $stage "
                         "ORDER BY shard", {"fp": source.fingerprint, "stage": source.stage}).to_pylist()
     done = catalog.committed_shards(lake, fp, name)
