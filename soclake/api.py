@@ -58,7 +58,7 @@ def run(lake: Lake | str, spec: JobSpec | dict | str, **options) -> Summary:
 
 
 def export(lake: Lake | str, job: str, format: str, out: str, **options) -> ExportSummary:
-    """`soclake export`: options split, images, fingerprint, val_fraction, test_fraction, stratify."""
+    """`soclake export`: options split, images, fingerprint, val_fraction, test_fraction, stratify, seed."""
     return _export(_lake(lake), job, format, out, **options)
 
 

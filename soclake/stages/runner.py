@@ -14,7 +14,7 @@ from soclake.jobs import executors, runner
 from soclake.lake import Lake, catalog
 from soclake.lake.schemas import to_table
 from soclake.shards.commit import claim, commit_shard, sweep
-from soclake.shards.tar import read_samples, tar_bytes
+from soclake.shards.tar import composite_member, read_samples, tar_bytes
 from soclake.spec.identity import code_version, fingerprint
 from soclake.spec.model import JobSpec
 from soclake.stages.base import STAGES
@@ -53,7 +53,10 @@ def _stage_claimed_shard(lake: Lake, task: dict) -> dict:
                         {"job": task["job"], "fingerprint": task["fingerprint"], "shard": task["shard"],
                          "read": lake.read_range})
     faults.point("render")
-    tables = {t: to_table(t, rows) for t, rows in out.tables.items()}
+    rows = [{"job": task["job"], "fingerprint": task["fingerprint"], "stage": task["stage"], "image_id": int(key),
+             "key": key, "shard": task["shard"], "file_name": f"{key}.{composite_member(members)}"}
+            for key, members in out.samples if key.isdigit() and composite_member(members)]
+    tables = {t: to_table(t, rows) for t, rows in {**out.tables, "stage_images": rows}.items()}
     commit_shard(lake, task["job"], task["fingerprint"], task["stage"], task["shard"], tar_bytes(out.samples), tables,
                  [f"{task['input_uri']}#{task['input_sha256']}"], task["code_version"], task["params_json"],
                  samples=len(out.samples))
