@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from soclake.ingestion import LAYOUTS
 from soclake.ingestion import ingest as _ingest
 from soclake.ingestion.engine import IngestSummary
 from soclake.jobs import compose
@@ -39,7 +40,12 @@ def _spec(spec: JobSpec | dict | str | os.PathLike) -> JobSpec:
 
 def ingest(lake: Lake | str, layout: str, source: str, **options) -> IngestSummary:
     """`soclake ingest LAYOUT SOURCE`: options source_name, workers, retry_rejects, progress,
-    metadata, quality, category, distractors, images, max_pixels. Creates the lake if needed."""
+    metadata, quality, category, distractors, images, max_pixels. Creates the lake if needed.
+    Layout soc-output imports a SOC output folder as a job: options name (required),
+    annotations, images, masks, refexp, shard_size, progress."""
+    module = LAYOUTS.get(layout)
+    if getattr(module, "KIND", "") == "job":
+        return module.ingest_job(_lake(lake, create=True), source, **options)
     return _ingest(_lake(lake, create=True), layout, source, **options)
 
 
