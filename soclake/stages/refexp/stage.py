@@ -9,7 +9,7 @@ import numpy as np
 
 from soclake import storage
 from soclake.stages.base import Stage, StageOutput
-from soclake.stages.refexp import llm_backend, variation_qa
+from soclake.stages.refexp import llm_backend, soc_request, variation_qa
 from soclake.stages.refexp.graph_backend import describe
 from soclake.stages.refexp.scene import from_sample
 
@@ -18,6 +18,8 @@ KINDS = ("attribute", "spatial", "reasoning")
 
 def check(params: dict) -> None:
     llm_backend.check(params)  # endpoint settings are checked before any shard is read
+    if params["backend"] == "llm" and params["request"] == "soc":
+        soc_request.check(params)
 
 
 def prepare_params(lake, params: dict) -> dict:
@@ -46,7 +48,10 @@ def process(samples: list[tuple[str, dict]], params: dict, seed: int, context: d
         absent = [others[int(i)] for i in rng.permutation(len(others))[:params["absent_categories"]]]
         docs.append(describe(graph, image_seed, absent, counts(params)))
     if params["backend"] == "llm":  # the LLM writes the expressions; captions and QA stay exact
-        for doc, answer in zip(docs, llm_backend.describe_batch(graphs, counts(params), params, params.get("cache_dir"))):
+        answers = (soc_request.describe_batch(infos, graphs, counts(params), params, params.get("cache_dir"))
+                   if params["request"] == "soc" else
+                   llm_backend.describe_batch(graphs, counts(params), params, params.get("cache_dir")))
+        for doc, answer in zip(docs, answers):
             doc.update(answer)
     variation = variation_qa.by_key([(key, info, g) for (key, _), info, g in zip(samples, infos, graphs)])
     for (key, _), info, doc in zip(samples, infos, docs):
