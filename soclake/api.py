@@ -14,6 +14,7 @@ import os
 from soclake.ingestion import LAYOUTS
 from soclake.ingestion import ingest as _ingest
 from soclake.ingestion.engine import IngestSummary
+from soclake.ingestion.soc_output import ImportSummary
 from soclake.jobs import compose
 from soclake.jobs.runner import Summary
 from soclake.lake import Lake, catalog
@@ -38,7 +39,7 @@ def _spec(spec: JobSpec | dict | str | os.PathLike) -> JobSpec:
     return load(os.fspath(spec))
 
 
-def ingest(lake: Lake | str, layout: str, source: str, **options) -> IngestSummary:
+def ingest(lake: Lake | str, layout: str, source: str, **options) -> IngestSummary | ImportSummary:
     """`soclake ingest LAYOUT SOURCE`: options source_name, workers, retry_rejects, progress,
     metadata, quality, category, distractors, images, max_pixels. Creates the lake if needed.
     Layout soc-output imports a SOC output folder as a job: options name (required),

@@ -220,3 +220,12 @@ def test_ingest_soc_output_fixes_socs_defects_and_skips_bad_entries(lake, tmp_pa
     with pytest.raises(SoclakeError, match="panoptic_train.json is missing"):
         soc_output.ingest_job(lake, str(tmp_path), "nothing", progress=False)
     assert main(["ingest", "soc-output", str(root), "--lake", lake.uri]) == 2  # --name is required
+
+
+def test_a_malformed_merged_json_is_an_error_naming_it(lake, tmp_path):
+    root = tmp_path / "socout"
+    write_soc_like(root, 1)
+    path = root / "annotations" / "panoptic_train.json"
+    path.write_text(path.read_text()[:-40])  # cut short
+    with pytest.raises(SoclakeError, match="panoptic_train.json is not valid JSON"):
+        soc_output.ingest_job(lake, str(root), "broken", progress=False)

@@ -331,6 +331,8 @@ def _fingerprint(src: Source, name: str, shard_size: int) -> str:
                 h.update(entry.encode() + b"\0")
                 with open(path, "rb") as f:
                     h.update(hashlib.sha256(f.read()).digest())
+    with open(__file__, "rb") as f:  # this importer decides the shards too (code_version covers the renderer)
+        h.update(f.read())
     h.update(json.dumps({"name": name, "shard_size": shard_size, "code": code_version()}).encode())
     return h.hexdigest()[:16]
 
@@ -362,8 +364,11 @@ def ingest_job(lake: Lake, root: str, name: str, annotations: str | None = None,
     src = locate(root, annotations, images, masks, refexp)
     summary = ImportSummary(name)
     categories = read_categories(src.annotations)
-    images_by_id = read_images(src.annotations)
-    entries = list(_items(src.annotations, "annotations.item"))
+    try:
+        images_by_id = read_images(src.annotations)
+        entries = list(_items(src.annotations, "annotations.item"))
+    except (ijson.JSONError, UnicodeDecodeError) as e:
+        raise SoclakeError(f"{src.annotations} is not valid JSON ({e}); it must be SOC's merged panoptic JSON") from None
     entries = sorted((e for e in entries if isinstance(e, dict)),
                      key=lambda e: e["image_id"] if isinstance(e.get("image_id"), int) else -1)
     fp = _fingerprint(src, name, shard_size)

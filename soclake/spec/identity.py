@@ -16,6 +16,8 @@ CODE_FILES = (
     # everything that decides plans, pixels, annotations, texts or shard bytes
     "plan/*.py", "render/*.py", "stages/*.py", "stages/relight/*.py", "stages/refexp/*.py",
     "imaging.py", "formats.py", "vocab.py", "shards/tar.py", "spec/variations.py",
+    # data files that decide texts and pixels by default: relight prompts, SOC's LLM request
+    "data/relight_prompts.json", "data/soc_refexp_*",
 )
 SQL_FILES = ("queries/*.sql", "10_filters.sql")  # the planner's queries and the quality filters decide plans
 

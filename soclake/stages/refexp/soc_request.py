@@ -55,6 +55,14 @@ def load_template(path: str) -> Template:
     return Template(text)
 
 
+def template_digest(params: dict) -> str:
+    """sha256 of a template file of one's own ("" for the default, which the code version covers)."""
+    if not params.get("template"):
+        return ""
+    with open(template_path(params), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def check(params: dict) -> None:
     llm_backend.check(params)
     load_template(template_path(params))

@@ -79,6 +79,10 @@ class Refexp(Stage):
     def prepare_params(self, lake, params: dict) -> dict:
         return prepare_params(lake, params)
 
+    def inputs_digest(self, params: dict) -> str:
+        """A template of one's own (request = "soc") decides the texts: its content is an input."""
+        return soc_request.template_digest(params) if params["backend"] == "llm" and params["request"] == "soc" else ""
+
     def process(self, samples, params: dict, seed: int, context: dict) -> StageOutput:
         return process(samples, params, seed, context)
 
