@@ -412,8 +412,8 @@ EXPORTERS = {"coco": export_coco, "panoptic": export_panoptic, "odvg": export_od
 
 def stats(lake: Lake, job: str, fingerprint: str | None = None, val_fraction: float = 0.05,
           test_fraction: float = 0.05, stratify: bool = False):
-    """(category_stats rows, split sizes) of a job's committed images."""
-    run = catalog.current(lake, job, fingerprint, stage="compose")
+    """(category_stats rows, split sizes) of a job's committed images (a stage job: its compose job's)."""
+    run = resolve_target(lake, job, fingerprint).source
     fp, missing = run.fingerprint, catalog.missing_shards(lake, run)
     cats = lake.query("SELECT category_id, category, instances, images, segments_used, small, medium, large, "
                       "lvis_frequency, mean_visible_fraction FROM category_stats WHERE fingerprint = $fp", {"fp": fp})

@@ -19,6 +19,7 @@ from PIL import Image
 from soclake.errors import SoclakeError
 from soclake.registry import Registry
 from soclake.render.compose import encode_image
+from soclake.shards.tar import composite_member
 from soclake.stages.base import Stage, StageOutput
 from soclake.stages.relight import backdrop
 from soclake.stages.relight.labblend import area_ranked_lab_blend
@@ -29,10 +30,10 @@ GPU_BACKENDS = ("iclight",)
 
 
 def _split_members(members: dict[str, bytes]) -> tuple[str, bytes]:
-    for ext, data in members.items():
-        if ext.split(".")[-1] in ("jpg", "png", "webp") and not ext.startswith(("pan.", "fg.")):
-            return ext, data
-    raise SoclakeError("sample has no composite image member")
+    ext = composite_member(members)
+    if ext is None:
+        raise SoclakeError("sample has no composite image member")
+    return ext, members[ext]
 
 
 def prepare_sample(members: dict[str, bytes], seed: int) -> dict:
