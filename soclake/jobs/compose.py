@@ -145,7 +145,8 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
                          **{k: a[k] for k in ("ann_id", "panoptic_id", "segment_id", "category_id", "bbox", "area",
                                               "iscrowd", "visible_fraction", "shown_fraction", "layer", "blend",
                                               "replaced_segment_id")},
-                         "rle_counts": a["segmentation"]["counts"]})
+                         "rle_counts": a["segmentation"]["counts"],
+                         **{k: a["attributes"].get(k) for k in ("subcategory", "description", "short_phrase", "features")}})
         stats["images"] += 1
         stats["instances"] += len(out.annotations)
         stats["dropped"] += out.dropped

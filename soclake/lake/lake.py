@@ -146,12 +146,14 @@ class Lake:
         if not storage.is_local(self.fs):
             con.register_filesystem(self.fs)
         for table in table_names():
+            con.register(f"_empty_{table}", table_schema(table).empty_table())
             if self.table_parts(table):
                 glob = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet")))
-                # a view takes no parameters: the table name is from the schema files, the path a quoted literal
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({glob}, union_by_name=true)")
+                # a view takes no parameters: the table name is from the schema files, the path a quoted
+                # literal; the empty table adds columns the schema gained after the parts were written
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({glob}, union_by_name=true) "
+                            f"UNION ALL BY NAME SELECT * FROM _empty_{table}")
             else:
-                con.register(f"_empty_{table}", table_schema(table).empty_table())
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
         con.register("_coco_vocabulary", pa.Table.from_pylist(coco_categories()))
         lvis = lvis_names()
