@@ -10,7 +10,7 @@ import fcntl
 import json
 import uuid
 import warnings
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -26,6 +26,16 @@ from soclake.vocab import coco_categories, lvis_names
 
 MARKER = "soclake.json"
 LAKE_FORMAT = 1
+
+
+REPAIR = "run `soclake verify --repair` (it names the damaged parts and moves them to quarantine/)"
+
+
+def damaged_table(uri: str, table: str, e: Exception) -> SoclakeError:
+    """A table DuckDB cannot read (a truncated, junk or mistyped part): the error names the
+    file DuckDB names and the fix."""
+    first = str(e).strip().splitlines()[0][:400] if str(e).strip() else type(e).__name__
+    return SoclakeError(f"table {table} of {uri} cannot be read ({first}); {REPAIR}")
 
 
 class Lake:
@@ -47,6 +57,7 @@ class Lake:
                 raise SoclakeError(f"cannot create a lake at {self.uri!r}: {e}") from None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._safe_con: duckdb.DuckDBPyConnection | None = None
+        self._excluded: set[str] = set()
 
     def __repr__(self) -> str:
         tables = [t for t in table_names() if self.table_parts(t)]
@@ -175,10 +186,17 @@ class Lake:
         if not storage.is_local(self.fs):
             con.register_filesystem(self.fs)
         for table in table_names():
-            if self.table_parts(table):
-                glob = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet")))
-                # a view takes no parameters: the table name is from the schema files, the path a quoted literal
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({glob}, union_by_name=true)")
+            all_parts = self.table_parts(table)
+            parts = [p for p in all_parts if p not in self._excluded]
+            if parts:
+                # a view takes no parameters: the table name is from the schema files, paths quoted literals
+                source = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet"))) \
+                    if len(parts) == len(all_parts) else "[" + ", ".join(sql_string(self.uri_of(p)) for p in parts) + "]"
+                try:
+                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({source}, union_by_name=true)")
+                except duckdb.Error as e:  # DuckDB reads every part's footer here
+                    con.close()
+                    raise damaged_table(self.uri, table, e) from None
             else:
                 con.register(f"_empty_{table}", table_schema(table).empty_table())
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
@@ -190,6 +208,12 @@ class Lake:
         for sql_file in sorted(data_dir("sql").glob("*.sql")):
             con.execute(sql_file.read_text())
         return con
+
+    def exclude_parts(self, parts: Iterable[str]) -> None:
+        """Read the lake as if these part files (absolute paths) were not there: `soclake verify`
+        checks the rest of a lake whose damaged parts it has found."""
+        self._excluded |= set(parts)
+        self._invalidate()
 
     def query(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table:
         """Run SQL against the lake's views and return the whole result as Arrow."""
