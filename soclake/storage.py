@@ -225,11 +225,18 @@ def _local_du(path: str) -> int:
     return total
 
 
-def fetch(url: str, storage_options: dict | None = None) -> bytes:
+def fetch(url: str, storage_options: dict | None = None, max_bytes: int | None = None) -> bytes:
     """Whole-object read of a local path, http(s) URL or any fsspec URL (s3:// needs s3fs;
-    credentials and endpoint from the usual environment or `storage_options`)."""
+    credentials and endpoint from the usual environment or `storage_options`). With
+    `max_bytes`, at most max_bytes + 1 bytes are ever read: a longer object is a ValueError
+    (a host that sends more than the index says is not believed, nor waited for)."""
+    limit = -1 if max_bytes is None else max_bytes + 1
     if url.startswith(("http://", "https://")):
         with urllib.request.urlopen(url, timeout=60) as r:
-            return r.read()
-    with fsspec.open(url, "rb", **(storage_options or {})) as f:
-        return f.read()
+            data = r.read(limit) if limit >= 0 else r.read()
+    else:
+        with fsspec.open(url, "rb", **(storage_options or {})) as f:
+            data = f.read(limit)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ValueError(f"{url} is longer than the {max_bytes:,} bytes expected")
+    return data
