@@ -13,13 +13,12 @@ import os
 import shutil
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
-from soclake import __version__
+from soclake import __version__, faults, storage
 from soclake.errors import SoclakeError
 from soclake.lake import Lake, catalog
 from soclake.lake.sqlfiles import sql_string
@@ -101,20 +100,19 @@ def _color(i: int) -> list[int]:
 
 
 def _write_document(lake: Lake, path: str, head: dict, arrays: list[tuple[str, str]], params: dict) -> None:
-    """{head..., name: <DuckDB query as a JSON array>, ...} without holding the arrays in memory."""
-    tmp = tempfile.mkdtemp(prefix="soclake-export-")
-    try:
-        with open(path + ".tmp", "wb") as out:
-            out.write(json.dumps(head)[:-1].encode())
-            for name, query in arrays:
-                part = os.path.join(tmp, f"{name}.json")
-                _copy_json_array(lake, query, params, part)
-                out.write(f', "{name}": '.encode())
-                _splice(out, part)
-            out.write(b"}\n")
-        os.replace(path + ".tmp", path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """{head..., name: <DuckDB query as a JSON array>, ...} without holding the arrays in memory.
+    DuckDB writes the arrays into a private scratch folder inside the output folder (never the
+    system temp folder), removed on exit; a killed export's is removed by the next one."""
+    with storage.temp_folder(os.path.dirname(path), "export") as tmp, \
+            storage.atomic_open(storage.LOCAL, path) as out:
+        out.write(json.dumps(head)[:-1].encode())
+        for name, query in arrays:
+            part = os.path.join(tmp, f"{name}.json")
+            _copy_json_array(lake, query, params, part)
+            out.write(f', "{name}": '.encode())
+            _splice(out, part)
+            faults.point("export")  # the tests kill an export here
+        out.write(b"}\n")
 
 
 def _info(job: str, fp: str, split: str) -> dict:
@@ -176,7 +174,7 @@ def export_odvg(lake: Lake, target: Target, split: str, out: str) -> tuple[list[
                           "USING (image_id) WHERE o.fingerprint = $fp ORDER BY o.image_id",
                           params={"fp": target.fp}).to_arrow_reader()
     n = 0
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    with storage.atomic_open(storage.LOCAL, path) as f:
         for batch in reader:
             for row in batch.to_pylist():
                 insts = row["instances"] or []
@@ -189,16 +187,15 @@ def export_odvg(lake: Lake, target: Target, split: str, out: str) -> tuple[list[
                                         "regions": [{"bbox": box, "phrase": i["category"],
                                                      "tokens_positive": [spans[i["category"]]]}
                                                     for box, i in zip(boxes, insts)]}}
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write((json.dumps(record, ensure_ascii=False) + "\n").encode())
                 n += len(insts)
-    os.replace(path + ".tmp", path)
     return [path, _write_label_map(lake, out)], n
 
 
 def _write_label_map(lake: Lake, out: str) -> str:
     label_map = os.path.join(out, "label_map.json")
-    with open(label_map, "w", encoding="utf-8") as f:
-        json.dump({str(c["id"]): c["name"] for c in _category_list(lake, False)}, f, ensure_ascii=False)
+    names = {str(c["id"]): c["name"] for c in _category_list(lake, False)}
+    storage.write_bytes(storage.LOCAL, label_map, json.dumps(names, ensure_ascii=False).encode())
     return label_map
 
 
@@ -213,7 +210,7 @@ def export_captions(lake: Lake, target: Target, split: str, out: str) -> tuple[l
     """captions.jsonl: per image its dense caption, per-instance captions keyed by ann_id, and QA."""
     _need_refexp(target, "captions")
     path, n = os.path.join(out, "captions.jsonl"), 0
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    with storage.atomic_open(storage.LOCAL, path) as f:
         for key, sample in samples_of(lake, ("json", "refexp.json")):
             info, doc = json.loads(sample["json"]), json.loads(sample["refexp.json"])
             record = {"image_id": info["image_id"], "file_name": sample["_file_name"], "caption": doc.get("caption"),
@@ -221,9 +218,8 @@ def export_captions(lake: Lake, target: Target, split: str, out: str) -> tuple[l
                       "qa": doc.get("qa", [])}
             if "variation_qa" in doc:
                 record["variation_qa"] = doc["variation_qa"]
-            f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+            f.write((json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode())
             n += 1
-    os.replace(path + ".tmp", path)
     return [path], n
 
 
@@ -252,10 +248,9 @@ def export_odvg_refexp(lake: Lake, target: Target, out: str) -> tuple[list[str],
     """ODVG grounding records from a refexp job's shards: expressions chunked into captions,
     one region per target box with the expression's exact span."""
     path, n = os.path.join(out, "odvg.jsonl"), 0
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    with storage.atomic_open(storage.LOCAL, path) as f:
         for _, sample in samples_of(lake, ("json", "refexp.json")):
             n += _write_refexp_records(f, sample)
-    os.replace(path + ".tmp", path)
     return [path], n
 
 
@@ -269,8 +264,8 @@ def _write_refexp_records(f, sample: dict) -> int:
     for caption, spans in chunk_expressions(grounded):
         regions = [{"bbox": [boxes[t][0], boxes[t][1], boxes[t][0] + boxes[t][2], boxes[t][1] + boxes[t][3]],
                     "phrase": e["text"], "tokens_positive": [span]} for e, span in spans for t in e["targets"]]
-        f.write(json.dumps({"filename": sample["_file_name"], "height": info["height"], "width": info["width"],
-                            "grounding": {"caption": caption, "regions": regions}}, ensure_ascii=False) + "\n")
+        f.write((json.dumps({"filename": sample["_file_name"], "height": info["height"], "width": info["width"],
+                             "grounding": {"caption": caption, "regions": regions}}, ensure_ascii=False) + "\n").encode())
         n += len(spans)
     return n
 
@@ -314,7 +309,8 @@ def extract_members(lake: Lake, targets: dict[str, str], rename=lambda key, ext:
     written."""
     names, shards = _export_shards(lake)
     for folder in targets.values():
-        os.makedirs(folder, exist_ok=True)
+        storage.make_folder(folder)
+        storage.remove_abandoned(folder)
     n = 0
     for shard in shards:
         with lake.fs.open(lake.path(shard), "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
@@ -331,6 +327,7 @@ def extract_members(lake: Lake, targets: dict[str, str], rename=lambda key, ext:
                 name = rename(key, ext) if ext in targets else names[key]
                 _write_inside(folder, name, tar.extractfile(m))
                 n += 1
+    os.sync()  # one flush for every file written above, instead of an fsync each
     return n
 
 
@@ -339,19 +336,12 @@ def _skipped(shard: str, m: tarfile.TarInfo) -> None:
 
 
 def _write_inside(folder: str, name: str, data) -> None:
-    """Write a file named `name` directly in `folder` through a temporary file and a rename, so
-    a symlink already sitting at the name is replaced, never followed."""
+    """Write a file named `name` directly in `folder` (storage.atomic_open: never through a link)."""
     if os.path.basename(name) != name or name in ("", ".", ".."):
         raise SoclakeError(f"refusing to write {name!r} outside {folder}")
-    fd, tmp = tempfile.mkstemp(prefix=".export-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            shutil.copyfileobj(data, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; exports are ordinary files
-        os.replace(tmp, os.path.join(folder, name))
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+    with storage.atomic_open(storage.LOCAL, os.path.join(folder, name), sync=False) as f:
+        shutil.copyfileobj(data, f)
+        faults.point("export")
 
 
 def resolve_target(lake: Lake, job: str, fingerprint: str | None = None) -> Target:
@@ -386,7 +376,8 @@ def export(lake: Lake, job: str, fmt: str, out: str, split: str = "all", images:
         print(f"warning: job {job} [{target.run.fingerprint}]: shards {missing} are not committed; exporting the "
               "committed ones", file=sys.stderr)
     n_images = _select_images(lake, target, split, val_fraction, test_fraction, stratify)
-    os.makedirs(out, exist_ok=True)
+    storage.make_folder(out)
+    storage.remove_abandoned(out)  # what a killed export left
     if fmt == "soc":
         files, n_ann = EXPORTERS[fmt](lake, target, split, out, seed)
     else:

@@ -15,12 +15,12 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
 
+from soclake import storage
 from soclake.shards.tar import composite_member
 
 Writer = Callable[[str, str, io.BytesIO], None]
@@ -123,10 +123,9 @@ def write_soc(out: str, samples: Iterable[tuple[str, dict[str, bytes]]], categor
     soc_ids = {n: i for i, n in enumerate(names)}
     folders = {k: os.path.join(out, *k.split("/")) for k in ("train", "panoptic_train", f"{ANNOTATIONS}/separate_annotations")}
     for folder in folders.values():
-        os.makedirs(folder, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="soclake-soc-")
+        storage.make_folder(folder)
     n_segments = 0
-    try:
+    with storage.temp_folder(out, "soc-export") as tmp:  # private scratch inside the output folder
         images, anns = _JsonArray(tmp, "images"), _JsonArray(tmp, "annotations")
         refexp = open(os.path.join(tmp, "job_0.jsonl"), "w", encoding="utf-8") if grounding else None
         for key, members in samples:
@@ -152,12 +151,10 @@ def write_soc(out: str, samples: Iterable[tuple[str, dict[str, bytes]]], categor
         files = [f + "/" for f in folders.values()] + _write_categories(out, names, write) + [_merge(out, tmp, cats, write)]
         if refexp is not None:
             refexp.close()
-            os.makedirs(os.path.join(out, "refexp"), exist_ok=True)
+            storage.make_folder(os.path.join(out, "refexp"))
             with open(refexp.name, "rb") as f:
                 write(os.path.join(out, "refexp"), "job_0.jsonl", f)
             files.append(os.path.join(out, "refexp", "job_0.jsonl"))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return files, n_segments
 
 
