@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from soclake import Lake, imaging
+from soclake import Lake, imaging, pngcodec
 from soclake.ingestion import ingest
 from soclake.jobs import compose as jobs
-from soclake.render.compose import PNG_FAST, encode_image, pick_level
+from soclake.render.compose import encode_image, pick_level
 from soclake.spec.load import resolve
 
 REFERENCE_S_PER_IMAGE = 0.46
@@ -95,7 +95,7 @@ def codec_floor(lake: Lake, fingerprint: str, folder: str) -> float:
         for b in blobs:
             imaging.decode_level(b)
         encode_image(outputs[key]["rgba.png"], "png", 95)
-        cv2.imencode(".png", np.ascontiguousarray(outputs[key]["pan.png"][..., ::-1]), PNG_FAST)
+        pngcodec.encode_png(outputs[key]["pan.png"])
     return (time.perf_counter() - t0) / len(data)
 
 

@@ -39,7 +39,7 @@ def _spec(spec: JobSpec | dict | str | os.PathLike) -> JobSpec:
 
 def ingest(lake: Lake | str, layout: str, source: str, **options) -> IngestSummary:
     """`soclake ingest LAYOUT SOURCE`: options source_name, workers, retry_rejects, progress,
-    metadata, quality, category, distractors, images, max_pixels. Creates the lake if needed."""
+    metadata, quality, category, distractors, images, max_pixels, level_codec. Creates the lake if needed."""
     return _ingest(_lake(lake, create=True), layout, source, **options)
 
 

@@ -58,12 +58,13 @@ def foreground(layers, pan: np.ndarray) -> np.ndarray:
     return np.where(labelled, np.maximum(fg, 128), np.minimum(fg, 127)).astype(np.uint8)
 
 
-def encode_pan_bgr(pan: np.ndarray) -> np.ndarray:
-    """COCO panoptic colour (id = R + 256 G + 256^2 B), in OpenCV's BGR channel order."""
+def encode_pan_rgb(pan: np.ndarray) -> np.ndarray:
+    """COCO panoptic colour (id = R + 256 G + 256^2 B), RGB channel order."""
     if pan.dtype == np.uint8:
         zeros = np.zeros_like(pan)
-        return cv2.merge([zeros, zeros, pan])
-    return np.dstack([(pan >> 16) & 255, (pan >> 8) & 255, pan & 255]).astype(np.uint8)
+        return cv2.merge([pan, zeros, zeros])
+    return cv2.merge([(pan & 255).astype(np.uint8), ((pan >> 8) & 255).astype(np.uint8),
+                      ((pan >> 16) & 255).astype(np.uint8)])
 
 
 def instance_rle(pan: np.ndarray, pid: int, box: tuple[int, int, int, int], scratch: np.ndarray) -> dict:

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 CODE_FILES = (
     # everything that decides plans, pixels, annotations, texts or shard bytes
     "plan/*.py", "render/*.py", "stages/*.py", "stages/relight/*.py", "stages/refexp/*.py",
-    "imaging.py", "formats.py", "vocab.py", "colour_names.py", "data/colour_*", "data/xkcd_colour_survey.tsv",
+    "imaging.py", "pngcodec.py", "formats.py", "vocab.py", "colour_names.py", "data/colour_*", "data/xkcd_colour_survey.tsv",
     "shards/tar.py", "spec/variations.py",
 )
 SQL_FILES = ("queries/*.sql", "10_filters.sql")  # the planner's queries and the quality filters decide plans
