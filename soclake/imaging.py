@@ -209,6 +209,12 @@ def content_id(crop: np.ndarray) -> str:
     return h.hexdigest()[:32]
 
 
+def segment_key(segment_id: str) -> int:
+    """The segments table's integer key of a content id: its first 16 hex digits as a signed
+    64-bit integer (order-preserving, so ranks by key then id are ranks by id)."""
+    return int(segment_id[:16], 16) - (1 << 63)
+
+
 # ----------------------------------------------------------------------------- resizing
 def resize_rgba(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize straight-alpha RGBA through premultiplied alpha (no dark fringes)."""

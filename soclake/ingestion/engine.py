@@ -186,7 +186,7 @@ def build_segment(cut: Cutout, options: IngestOptions) -> tuple:
     small = next((lv for lv in reversed(levels) if max(lv.shape[:2]) >= 64), levels[0])
     seg_id = imaging.content_id(crop)
     row = {
-        "segment_id": seg_id, "source_uri": cut.uri, "category": cut.category,
+        "segment_id": seg_id, "segment_key": imaging.segment_key(seg_id), "source_uri": cut.uri, "category": cut.category,
         "is_distractor": False,
         **cut.fields,
         "width": crop.shape[1], "height": crop.shape[0],

@@ -53,7 +53,10 @@ def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
     lake.con.register("_job_sources", pa.table({"name": pa.array(pool["sources"], pa.string())}))
     lake.con.register("_job_vocab", pa.table({"name": pa.array(read_vocab(spec), pa.string())}))
     try:
-        lake.con.execute(_one_statement(lake, sqlfiles.query("eligible", filter=view, where=where), pool["where"]))
+        columns = {r[0] for r in lake.con.execute("DESCRIBE segments").fetchall()}
+        key = "segment_key" if "segment_key" in columns else "NULL"  # parts written before the key existed
+        lake.con.execute(_one_statement(lake, sqlfiles.query("eligible", filter=view, segment_key=key, where=where),
+                                        pool["where"]))
         rows = lake.con.execute(sqlfiles.query("category_counts")).fetchall()
         excluded = lake.con.execute(_one_statement(lake, sqlfiles.query("excluded_sources", where=where),
                                                    pool["where"])).fetchall()

@@ -18,7 +18,7 @@ CODE_FILES = (
     "imaging.py", "pngcodec.py", "formats.py", "vocab.py", "colour_names.py", "data/colour_*", "data/xkcd_colour_survey.tsv",
     "shards/tar.py", "spec/variations.py",
 )
-SQL_FILES = ("queries/*.sql", "10_filters.sql")  # the planner's queries and the quality filters decide plans
+SQL_FILES = ("queries/*.sql", "05_keys.sql", "10_filters.sql")  # the planner's queries and the quality filters decide plans
 
 
 def code_files() -> list[Path]:
