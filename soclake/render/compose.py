@@ -68,6 +68,8 @@ class Canvas:
             self.rgb = background.astype(np.float32)
             self.alpha = np.ones((height, width), np.float32)
         self.owner = np.zeros((height, width), annotate.owner_dtype(max_label))
+        self._whole: np.ndarray | None = None  # pixels8() of the whole canvas, until the next paste
+        self._rgb8: np.ndarray | None = None
 
     def clip(self, x: int, y: int, w: int, h: int):
         """Canvas and patch slices of a patch at (x, y); None if it misses the canvas."""
@@ -80,6 +82,7 @@ class Canvas:
         """Composite premultiplied rgb with its 8-bit alpha, touching only pixels where it is
         above 0: copied where it is 255, blended (over the canvas) where it is in between.
         The owner is `label` where a8 >= 128."""
+        self._whole = self._rgb8 = None
         a, p = a8[src], prem[src]
         rgb, alpha = self.rgb[dst], self.alpha[dst]  # views: update the canvas in place
         solid = a == 255
@@ -104,20 +107,29 @@ class Canvas:
     def rewrite(self, dst: Slices, clone: poisson.Clone, label: int) -> None:
         """Put a seamless clone in place (an opaque canvas): its whole box is rewritten, the
         owner is `label` only where the clone drew the object."""
+        self._whole = self._rgb8 = None
         self.rgb[dst][clone.box] = clone.rgb
         self.owner[dst][clone.written > 0] = label
 
     def pixels8(self, dst: Slices | None = None) -> np.ndarray:
         """The canvas (or one rectangle of it) as uint8: RGB on an opaque canvas, else
-        premultiplied RGBA."""
-        dst = dst or (slice(None), slice(None))
+        premultiplied RGBA. The whole canvas is computed once after the last paste."""
+        if dst is None:
+            if self._whole is None:
+                rgb = self._rgb8 = cv2.convertScaleAbs(self.rgb)
+                self._whole = rgb if self.opaque else cv2.merge([*cv2.split(rgb), self.alpha8()])
+            return self._whole
         rgb = cv2.convertScaleAbs(self.rgb[dst])
         return rgb if self.opaque else cv2.merge([*cv2.split(rgb), cv2.convertScaleAbs(self.alpha[dst], alpha=255)])
+
+    def alpha8(self) -> np.ndarray:
+        return cv2.convertScaleAbs(self.alpha, alpha=255)
 
     def straight_rgb(self, alpha8: np.ndarray) -> np.ndarray:
         """Un-premultiplied 8-bit RGB (colour 0 where the 8-bit alpha is 0). Only pixels whose
         alpha is neither 0 nor 1 need the division: elsewhere the colour is the canvas's."""
-        rgb = cv2.convertScaleAbs(self.rgb)
+        self.pixels8()
+        rgb = self._rgb8.copy()
         soft = np.nonzero((self.alpha != 1) & (alpha8 > 0))
         if soft[0].size:  # float32 throughout, rounded half to even: what OpenCV's dense form computes
             inv = np.float32(1) / np.maximum(self.alpha[soft], np.float32(1e-6))
@@ -299,13 +311,12 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], layers: list[Layer]
     labels = np.array([o["label"] for o in objects], np.int64)
     pan, ids, area = annotate.panoptic_ids(canvas.owner, labels, options["min_visible_area"])
     pan, ids, fractions, unseen = _visible(canvas, objects, pan, ids, options)
-    scratch = np.zeros((H, W), np.uint8, order="F")
     instances = []
     for layer, (obj, pid) in enumerate(zip(objects, ids)):
         if not pid:
             continue
         x0, y0, x1, y1 = obj["box"]
-        rle = annotate.instance_rle(pan, int(pid), (x0, y0, x1, y1), scratch)
+        rle = annotate.instance_rle(pan, int(pid), (x0, y0, x1, y1))
         seg = segments[obj["segment_id"]]
         instances.append({
             "panoptic_id": int(pid), "ann_id": plan["image_id"] * 1000 + int(pid),
@@ -347,15 +358,14 @@ def _encode(plan: dict, canvas: Canvas, pan: np.ndarray, fg: np.ndarray | None,
     members: dict[str, bytes] = {}
     if plan["background_id"]:
         ext = options["format"]
-        shown = cv2.convertScaleAbs(canvas.rgb)
+        shown = canvas.pixels8()
         members[ext] = encode_image(shown, ext, options["quality"])
         if ext == "jpg":
             shown = imaging.decode_rgb(members[ext])
     else:
-        alpha8 = cv2.convertScaleAbs(canvas.alpha, alpha=255)
+        alpha8 = cv2.extractChannel(canvas.pixels8(), 3)
         shown = canvas.straight_rgb(alpha8)
-        rgba = cv2.cvtColor(shown, cv2.COLOR_RGB2RGBA)
-        rgba[..., 3] = alpha8
+        rgba = cv2.merge([*cv2.split(shown), alpha8])
         ext = "rgba.webp" if options["format"] == "webp" else "rgba.png"
         members[ext] = encode_image(rgba, ext.split(".")[-1], options["quality"])
     members["pan.png"] = pngcodec.encode_png(annotate.encode_pan_rgb(pan))
