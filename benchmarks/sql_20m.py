@@ -227,11 +227,11 @@ ORDER BY category_id, h, segment_id
 # (reproducible at any thread count, unlike random()), u = (hash + 0.5) / 2^64, key = -ln(u) / w,
 # ranking only rows whose key is below a threshold t that numpy sets from the category counts
 # so that about n + 6 sqrt(n) + 100 rows pass (exact whenever at least n pass, as checked).
-WEIGHTED_SAMPLE_KEYED = f"""
-WITH w AS (SELECT category_id, pow(count(*), {ALPHA} - 1) AS weight FROM filter_4 GROUP BY category_id)
+# The weights come from those counts (the registered table _weights): one scan counts, one samples.
+WEIGHTED_SAMPLE_KEYED = """
 SELECT segment_key, category_id FROM (
     SELECT segment_key, category_id, -ln((hash(segment_key, $seed)::DOUBLE + 0.5) / 18446744073709551616.0) / weight AS k
-    FROM filter_4 JOIN w USING (category_id)
+    FROM filter_4 JOIN _weights USING (category_id)
 ) WHERE k < $t
 ORDER BY k, segment_key
 LIMIT $n
@@ -281,8 +281,11 @@ def es_threshold(counts: np.ndarray, n: int) -> float:
 
 def weighted_sample_keyed(lake: Lake, query: Query, n: int, seed: int) -> pa.Table:
     """E-S on the integer key with the threshold prefilter; the whole table if too few pass."""
-    counts = query(COUNT_PER_CATEGORY).column("n").to_numpy()
-    picked = query(WEIGHTED_SAMPLE_KEYED, {"n": n, "seed": seed, "t": es_threshold(counts, n)})
+    counts = query(COUNT_PER_CATEGORY)
+    n_c = counts.column("n").to_numpy()
+    lake.con.register("_weights", pa.table({"category_id": counts.column("category_id"),
+                                            "weight": n_c.astype(np.float64) ** (ALPHA - 1)}))
+    picked = query(WEIGHTED_SAMPLE_KEYED, {"n": n, "seed": seed, "t": es_threshold(n_c, n)})
     if picked.num_rows < n:
         picked = query(WEIGHTED_SAMPLE_KEYED, {"n": n, "seed": seed, "t": float("inf")})
     return picked

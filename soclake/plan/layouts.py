@@ -99,9 +99,10 @@ class Occupancy:
                 return i, left
         return None
 
-    def add(self, box, shown: np.ndarray, size: int) -> int:
+    def add(self, box, shown: np.ndarray, size: int, cells: tuple[int, int, int, int] | None = None) -> int:
+        """Put a box on top (`cells`: its grid rows and columns, when known, as `cells` gives)."""
         idx = self.n
-        rows, cols = self._slice(box)
+        rows, cols = self._slice(box) if cells is None else (slice(cells[0], cells[1]), slice(cells[2], cells[3]))
         self.top[rows, cols] = idx + 1
         self.rects[:, idx] = rows.start, rows.stop, cols.start, cols.stop
         self.shown[:idx] = shown
@@ -141,7 +142,7 @@ def _free_placement(rng, sizes: np.ndarray, params: dict, ctx: dict) -> Placemen
             if hit is not None:
                 j = keep[hit[0]]
                 box = (int(xs[i, j]), int(ys[i, j]), int(w[i, 0]), int(h[i, 0]))
-                occ.add(box, hit[1], int(area[i, j]))
+                occ.add(box, hit[1], int(area[i, j]), tuple(cells[:, i, j].tolist()))
                 boxes[i], placed[i] = box, True
                 order.append(i)
         visible = np.zeros(n)

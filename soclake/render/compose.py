@@ -117,10 +117,10 @@ class Canvas:
         if dst is None:
             if self._whole is None:
                 rgb = self._rgb8 = cv2.convertScaleAbs(self.rgb)
-                self._whole = rgb if self.opaque else cv2.merge([*cv2.split(rgb), self.alpha8()])
+                self._whole = rgb if self.opaque else cv2.merge([rgb, self.alpha8()])
             return self._whole
         rgb = cv2.convertScaleAbs(self.rgb[dst])
-        return rgb if self.opaque else cv2.merge([*cv2.split(rgb), cv2.convertScaleAbs(self.alpha[dst], alpha=255)])
+        return rgb if self.opaque else cv2.merge([rgb, cv2.convertScaleAbs(self.alpha[dst], alpha=255)])
 
     def alpha8(self) -> np.ndarray:
         return cv2.convertScaleAbs(self.alpha, alpha=255)
@@ -365,7 +365,7 @@ def _encode(plan: dict, canvas: Canvas, pan: np.ndarray, fg: np.ndarray | None,
     else:
         alpha8 = cv2.extractChannel(canvas.pixels8(), 3)
         shown = canvas.straight_rgb(alpha8)
-        rgba = cv2.merge([*cv2.split(shown), alpha8])
+        rgba = cv2.merge([shown, alpha8])
         ext = "rgba.webp" if options["format"] == "webp" else "rgba.png"
         members[ext] = encode_image(rgba, ext.split(".")[-1], options["quality"])
     members["pan.png"] = pngcodec.encode_png(annotate.encode_pan_rgb(pan))
