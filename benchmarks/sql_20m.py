@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 
 from soclake import Lake
 from soclake.lake.schemas import table_schema
+from soclake.resources import data_dir
 
 TARGET_S = 2.0
 N_CATEGORIES = 47_000
@@ -73,6 +74,7 @@ SELECT {{columns}} FROM c
 """
 COLUMNS = {
     "segment_id": "md5(i::VARCHAR)",
+    "segment_key": "segment_key_of(md5(i::VARCHAR))",
     "source": "'bench'",
     "layout": "'soc'",
     "source_uri": "'cat' || cid || '/' || sub || '/' || i || '.png'",
@@ -82,6 +84,11 @@ COLUMNS = {
     "description": "'A photo of a cat' || cid || ' object, variant ' || sub || ', on a plain background.'",
     "short_phrase": "'cat' || cid || ' variant ' || sub",
     "features": "['red', 'wooden', 'cat' || cid]",
+    "descriptions": "['A photo of a cat' || cid || ' object, variant ' || sub || ', on a plain background.']",
+    "short_phrases": "['cat' || cid || ' variant ' || sub]",
+    "exif_orientation": "1",
+    "neg_category_ids": "[]",
+    "not_exhaustive_category_ids": "[]",
     "is_distractor": "(h2 >> 24) % 100 < 2",
     "is_instance": "h2 % 100 < 80",
     "integrity": "(h2 >> 8) % 100 < 80",
@@ -140,6 +147,7 @@ def write_segments(folder: str, rows: int) -> None:
     """Write the segments parts with DuckDB (in a child process: keeps the parent's RSS clean).
     The row index is a table, not range(), so that every thread scans and writes in parallel."""
     con = duckdb.connect()
+    con.execute((data_dir("sql") / "05_keys.sql").read_text())  # segment_key_of, as ingest derives the key
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
     con.execute(f"CREATE TEMP TABLE _idx AS SELECT range AS i FROM range({rows})")
@@ -157,6 +165,7 @@ def make_lake(root: str, rows: int) -> dict:
         "category_id": ids, "name": [f"cat{i}" for i in ids],
         "synonyms": pa.array([[]] * N_CATEGORIES, pa.list_(pa.string())),
         "coco_id": pa.nulls(N_CATEGORIES, pa.int32()), "lvis_id": pa.nulls(N_CATEGORIES, pa.int32()),
+        "frequency": pa.nulls(N_CATEGORIES, pa.string()), "synset": pa.nulls(N_CATEGORIES, pa.string()),
         "first_source": ["bench"] * N_CATEGORIES}))
     t0 = time.perf_counter()
     child = mp.get_context("spawn").Process(target=write_segments, args=(lake.table_dir("segments"), rows))
@@ -214,6 +223,21 @@ QUALIFY row_number() OVER (PARTITION BY category_id ORDER BY h, segment_id) <= k
 ORDER BY category_id, h, segment_id
 """
 
+# With the integer key (schemas/segments.json segment_key): E-S keys from a seeded hash of it
+# (reproducible at any thread count, unlike random()), u = (hash + 0.5) / 2^64, key = -ln(u) / w,
+# ranking only rows whose key is below a threshold t that numpy sets from the category counts
+# so that about n + 6 sqrt(n) + 100 rows pass (exact whenever at least n pass, as checked).
+# The weights come from those counts (the registered table _weights): one scan counts, one samples.
+WEIGHTED_SAMPLE_KEYED = """
+SELECT segment_key, category_id FROM (
+    SELECT segment_key, category_id, -ln((hash(segment_key, $seed)::DOUBLE + 0.5) / 18446744073709551616.0) / weight AS k
+    FROM filter_4 JOIN _weights USING (category_id)
+) WHERE k < $t
+ORDER BY k, segment_key
+LIMIT $n
+"""
+PICK_PREFILTERED_KEYED = PICK_PREFILTERED.replace("segment_id", "segment_key")
+
 Query = Callable[..., pa.Table]  # lake.query, or Profiler.query
 
 
@@ -239,6 +263,42 @@ def quota_sample(lake: Lake, query: Query, n: int, seed: int, prefilter: bool = 
         if picked.num_rows == n:
             return picked
     return query(PICK_BY_QUOTA, {"seed": seed})
+
+
+def es_threshold(counts: np.ndarray, n: int) -> float:
+    """t with sum_c n_c (1 - exp(-w_c t)) = n + 6 sqrt(n) + 100 rows expected below it, w_c =
+    n_c^(ALPHA - 1) (bisection; the mean and spread of that count are known exactly)."""
+    want = min(n + 6 * math.sqrt(n) + 100, counts.sum())
+    w = counts.astype(np.float64) ** (ALPHA - 1)
+    lo, hi = 0.0, 1.0
+    while (counts * -np.expm1(-w * hi)).sum() < want:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if (counts * -np.expm1(-w * mid)).sum() < want else (lo, mid)
+    return hi
+
+
+def weighted_sample_keyed(lake: Lake, query: Query, n: int, seed: int) -> pa.Table:
+    """E-S on the integer key with the threshold prefilter; the whole table if too few pass."""
+    counts = query(COUNT_PER_CATEGORY)
+    n_c = counts.column("n").to_numpy()
+    lake.con.register("_weights", pa.table({"category_id": counts.column("category_id"),
+                                            "weight": n_c.astype(np.float64) ** (ALPHA - 1)}))
+    picked = query(WEIGHTED_SAMPLE_KEYED, {"n": n, "seed": seed, "t": es_threshold(n_c, n)})
+    if picked.num_rows < n:
+        picked = query(WEIGHTED_SAMPLE_KEYED, {"n": n, "seed": seed, "t": float("inf")})
+    return picked
+
+
+def quota_sample_keyed(lake: Lake, query: Query, n: int, seed: int) -> pa.Table:
+    """(c2) on the integer key: no string column is read."""
+    counts = query(COUNT_PER_CATEGORY + " ORDER BY category_id")
+    quotas = draw_quotas(counts.column("n").to_numpy(), n, np.random.default_rng(seed))
+    lake.con.register("_quotas", pa.table({"category_id": counts.column("category_id"), "k": quotas,
+                                           "n": counts.column("n")}))
+    picked = query(PICK_PREFILTERED_KEYED, {"seed": seed})
+    return picked if picked.num_rows == n else query(PICK_BY_QUOTA.replace("segment_id", "segment_key"), {"seed": seed})
 
 
 # ---------------------------------------------------------------------------- measuring
@@ -313,13 +373,16 @@ def main() -> None:
             "(b) E-S weighted sample": lambda q: q(WEIGHTED_SAMPLE, {"n": n}),
             "(c) seeded quota sample": lambda q: quota_sample(lake, q, n, args.seed),
             "(c2) (c) with hash prefilter": lambda q: quota_sample(lake, q, n, args.seed, prefilter=True),
+            "(b3) E-S on segment_key, seeded": lambda q: weighted_sample_keyed(lake, q, n, args.seed),
+            "(c3) (c2) on segment_key": lambda q: quota_sample_keyed(lake, q, n, args.seed),
         }
         lake.query(COUNT_PER_CATEGORY)  # one untimed pass: open the parts, warm the page cache
         print(f"{'query':<34} {'wall s':>7} {'x base':>7} {'verdict':>7} {'cpu s':>6} {'duckdb peak':>11}  wall of each run (s)")
-        results, base = {}, None
+        results, medians, base = {}, {}, None
         for name, run in benchmarks.items():
             walls, cpus, results[name] = timed(run, lake.query, args.repeats)
             wall = statistics.median(walls)
+            medians[name] = wall
             base = base or wall
             profiler = Profiler(lake, scratch)
             run(profiler.query)  # one more, untimed, run for DuckDB's own peak memory
@@ -338,6 +401,23 @@ def main() -> None:
               f"{rows_of(quota, big['category_id']):,} in the quota sample")
         print(f"(c2) gives the same rows as (c): {results['(c2) (c) with hash prefilter'].equals(quota)}")
         print(f"(c) gives the same rows at 1 thread as at {threads}: {same_at_one_thread(lake, n, args.seed, quota)}")
+        es3, quota3 = results["(b3) E-S on segment_key, seeded"], results["(c3) (c2) on segment_key"]
+        counts = lake.query(COUNT_PER_CATEGORY).column("n").to_numpy()
+        whole = lake.query(WEIGHTED_SAMPLE_KEYED, {"n": n, "seed": args.seed, "t": float("inf")})
+        print(f"(b3) has {es3.num_rows:,} rows, the same as without its threshold: {es3.equals(whole)}; rows below the "
+              f"threshold: {lake.query(WEIGHTED_SAMPLE_KEYED.replace('LIMIT $n', ''), {'seed': args.seed, 't': es_threshold(counts, n)}).num_rows:,}")
+        lake.con.execute("SET threads = 1")
+        try:
+            print(f"(b3) and (c3) give the same rows at 1 thread as at {threads}: "
+                  f"{weighted_sample_keyed(lake, lake.query, n, args.seed).equals(es3)}, "
+                  f"{quota_sample_keyed(lake, lake.query, n, args.seed).equals(quota3)}")
+        finally:
+            lake.con.execute(f"SET threads = {threads}")
+        print(f"(b3) largest category: {rows_of(es3, big['category_id']):,} rows (E-S (b): {rows_of(es, big['category_id']):,})")
+        for new, old in (("(b3) E-S on segment_key, seeded", "(b) E-S weighted sample"),
+                         ("(c3) (c2) on segment_key", "(c) seeded quota sample"),
+                         ("(c3) (c2) on segment_key", "(c2) (c) with hash prefilter")):
+            print(f"{new}: {medians[new]:.3f} s, {medians[old] / medians[new]:.1f}x faster than {old} in this run")
         print(f"peak RSS of this process (ru_maxrss; generation ran in a child): "
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MiB; {load()}")
         lake.refresh()

@@ -41,7 +41,7 @@ def _spec(spec: JobSpec | dict | str | os.PathLike) -> JobSpec:
 
 def ingest(lake: Lake | str, layout: str, source: str, **options) -> IngestSummary | ImportSummary:
     """`soclake ingest LAYOUT SOURCE`: options source_name, workers, retry_rejects, progress,
-    metadata, quality, category, distractors, images, max_pixels. Creates the lake if needed.
+    metadata, quality, category, distractors, images, max_pixels, level_codec. Creates the lake if needed.
     Layout soc-output imports a SOC output folder as a job: options name (required),
     annotations, images, masks, refexp, shard_size, progress."""
     module = LAYOUTS.get(layout)

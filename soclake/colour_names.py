@@ -133,9 +133,10 @@ def counts_by_label(rgb: np.ndarray, labels: np.ndarray, n_labels: int) -> np.nd
     """(n_labels + 1, classes) pixel counts per label value and colour class over an image
     (H, W, 3 uint8) and its label map (H, W, values 0..n_labels); row 0 (unlabelled) is 0."""
     k = len(tables()[0])
-    counts = np.bincount((labels.astype(np.int32) * k + class_indices(rgb)).ravel(), minlength=(n_labels + 1) * k)
-    counts[:k] = 0
-    return counts.reshape(n_labels + 1, k)
+    flat = labels.ravel()
+    on = np.flatnonzero(flat)  # only labelled pixels are classified: row 0 stays 0
+    keys = flat[on].astype(np.int64) * k + class_indices(rgb.reshape(-1, 3)[on])
+    return np.bincount(keys, minlength=(n_labels + 1) * k).reshape(n_labels + 1, k)
 
 
 def counts_in_boxes(rgb: np.ndarray, labels: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:

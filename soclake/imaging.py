@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import warnings
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
+
+try:
+    from compression import zstd  # Python 3.14+
+except ImportError:
+    from backports import zstd
 
 from soclake import formats
 from soclake.errors import RejectedItem
@@ -203,6 +209,12 @@ def content_id(crop: np.ndarray) -> str:
     return h.hexdigest()[:32]
 
 
+def segment_key(segment_id: str) -> int:
+    """The segments table's integer key of a content id: its first 16 hex digits as a signed
+    64-bit integer (order-preserving, so ranks by key then id are ranks by id)."""
+    return int(segment_id[:16], 16) - (1 << 63)
+
+
 # ----------------------------------------------------------------------------- resizing
 def resize_rgba(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize straight-alpha RGBA through premultiplied alpha (no dark fringes)."""
@@ -280,14 +292,37 @@ def pyramid(crop: np.ndarray, sides: list[int]) -> list[np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- level codec
-def encode_level(rgba: np.ndarray) -> bytes:
-    """Lossless WebP (fastest method): smallest and about 2x faster to decode than PNG here."""
-    buf = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buf, "WEBP", lossless=True, quality=0, method=0, exact=True)
-    return buf.getvalue()
+RAW_MAGIC = b"SOCLRAW1"  # raw RGBA + zstd: magic, then width, height, channels (u32 big-endian), then one zstd frame
+RAW_HEADER = struct.Struct(">8sIII")
+ZSTD_LEVEL = 1  # higher levels shrink these levels by 2% and cost 2-5x the encode time
+LEVEL_CODECS = {"webp": "webp", "zstd": "rgba.zst"}
+"""Level codecs (the segments table's `codec`) and the extension of their pack members:
+webp, lossless WebP, the most compact; zstd, raw RGBA in a zstd frame, about 15x faster to
+decode and 1.4x larger (benchmarks/level_codecs.py also measures QOI and PNG: both lose to
+zstd on size and speed)."""
+
+
+def encode_level(rgba: np.ndarray, codec: str = "webp") -> bytes:
+    """One pyramid level in a lossless level codec (LEVEL_CODECS)."""
+    if codec == "webp":  # fastest method: still the smallest, and 2x faster to decode than PNG
+        buf = io.BytesIO()
+        Image.fromarray(rgba, "RGBA").save(buf, "WEBP", lossless=True, quality=0, method=0, exact=True)
+        return buf.getvalue()
+    if codec == "zstd":
+        h, w, c = rgba.shape
+        return RAW_HEADER.pack(RAW_MAGIC, w, h, c) + zstd.compress(np.ascontiguousarray(rgba).data, ZSTD_LEVEL)
+    raise ValueError(f"unknown level codec {codec!r}; one of {', '.join(LEVEL_CODECS)}")
 
 
 def decode_level(data: bytes) -> np.ndarray:
+    """RGBA uint8 of an encoded level, whichever codec wrote it (told by its header). The
+    array may be read-only: copy it before writing into it."""
+    if data[:8] == RAW_MAGIC:
+        _, w, h, c = RAW_HEADER.unpack_from(data)
+        raw = zstd.decompress(memoryview(data)[RAW_HEADER.size:])
+        if len(raw) != w * h * c:
+            raise ValueError(f"raw level holds {len(raw)} bytes, not the {w}x{h}x{c} its header gives")
+        return np.frombuffer(raw, np.uint8).reshape(h, w, c)
     im = Image.open(io.BytesIO(data))
     return np.asarray(im.convert("RGBA") if im.mode != "RGBA" else im)
 

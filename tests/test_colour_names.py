@@ -80,3 +80,16 @@ def test_counts_and_shares_by_label():
     assert sure == {"red": 0.5, "blue": 0.5} and possible == sure
     sure, possible = cn.shares({"red": 3, "red|orange": 2, "none": 1}, 6)
     assert sure == {"red": 0.5} and possible == {"red": 5 / 6, "orange": 2 / 6}
+
+
+def test_counts_by_label_classify_only_labelled_pixels_and_match_the_dense_count():
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    labels = rng.integers(0, 4, (37, 41)).astype(np.int32)
+    labels[:5] = 0
+    k = len(cn.tables()[0])
+    dense = np.bincount((labels * k + cn.class_indices(rgb)).ravel(), minlength=4 * k).reshape(4, k)
+    dense[0] = 0
+    assert np.array_equal(cn.counts_by_label(rgb, labels, 3), dense)
+    assert np.array_equal(cn.counts_by_label(rgb[:, ::2], labels[:, ::2], 3)[1:].sum(axis=1),
+                          np.bincount(labels[:, ::2].ravel(), minlength=4)[1:])

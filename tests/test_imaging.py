@@ -42,9 +42,23 @@ def test_level_sides(longest, expected):
     assert imaging.level_sides(longest) == expected
 
 
-def test_level_codec_is_lossless():
-    crop, _ = imaging.canonical_crop(blob_rgba(3, 128))
-    assert np.array_equal(imaging.decode_level(imaging.encode_level(crop)), crop)
+@pytest.mark.parametrize("codec", sorted(imaging.LEVEL_CODECS))
+def test_level_codec_is_lossless(codec):
+    for crop in (imaging.canonical_crop(blob_rgba(3, 128))[0], np.full((1, 1, 4), 200, np.uint8),
+                 np.random.default_rng(0).integers(0, 256, (31, 7, 4), dtype=np.uint8)):
+        data = imaging.encode_level(crop, codec)
+        assert np.array_equal(imaging.decode_level(data), crop)  # the header tells the codec
+        assert data == imaging.encode_level(crop.copy(), codec)
+
+
+def test_a_damaged_raw_level_is_an_error_not_pixels():
+    data = imaging.encode_level(imaging.canonical_crop(blob_rgba(3, 64))[0], "zstd")
+    with pytest.raises(Exception):
+        imaging.decode_level(data[:-9])
+    with pytest.raises(ValueError, match="header"):
+        imaging.decode_level(data[:8] + (1).to_bytes(4, "big") + data[12:])  # wrong width
+    with pytest.raises(ValueError, match="unknown level codec"):
+        imaging.encode_level(np.zeros((2, 2, 4), np.uint8), "qoi")
 
 
 def test_pyramid_levels_have_no_dark_fringe_and_exact_top():

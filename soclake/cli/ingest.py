@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from soclake import imaging
 from soclake.cli.common import add_command, lake_arg, lake_of, progress_arg
 from soclake.errors import SoclakeError
 from soclake.ingestion import LAYOUTS, ingest
@@ -47,6 +48,9 @@ def add_parser(sub) -> None:
     p.add_argument("--shard-size", type=int, default=100, help="soc-output: images per shard")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--max-pixels", type=int, default=None, help="reject images above this many pixels")
+    p.add_argument("--level-codec", choices=sorted(imaging.LEVEL_CODECS), default="webp",
+                   help="how segment levels are stored: webp (lossless, the most compact; default) or zstd "
+                   "(raw RGBA in zstd: about 1.4x the bytes, about 15x faster to decode when composing)")
     p.add_argument("--retry-rejects", action="store_true", help="process items rejected by earlier runs again")
     progress_arg(p)
 
@@ -63,7 +67,7 @@ def run(args) -> int:
     if args.max_pixels:
         options["max_pixels"] = args.max_pixels
     summary = ingest(lake, args.layout, args.source, source_name=args.source_name, workers=args.workers,
-                     retry_rejects=args.retry_rejects, progress=args.progress, **options)
+                     retry_rejects=args.retry_rejects, progress=args.progress, level_codec=args.level_codec, **options)
     print(summary.describe())
     if summary.rejected:
         print(f"see the reasons: soclake sql --lake {args.lake} \"SELECT source_uri, reason, detail FROM "

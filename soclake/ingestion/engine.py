@@ -41,6 +41,7 @@ class IngestOptions:
     max_side: int = 1024
     min_side: int = 32
     layout: dict = field(default_factory=dict)  # layout-specific options (metadata, quality, ...)
+    level_codec: str = "webp"  # imaging.LEVEL_CODECS: how the pyramid levels are stored
 
 
 @dataclass
@@ -184,7 +185,7 @@ def build_segment(cut: Cutout, options: IngestOptions) -> tuple:
     small = next((lv for lv in reversed(levels) if max(lv.shape[:2]) >= 64), levels[0])
     seg_id = imaging.content_id(crop)
     row = {
-        "segment_id": seg_id, "source_uri": cut.uri, "category": cut.category,
+        "segment_id": seg_id, "segment_key": imaging.segment_key(seg_id), "source_uri": cut.uri, "category": cut.category,
         "is_distractor": False,
         **cut.fields,
         "width": crop.shape[1], "height": crop.shape[0],
@@ -192,10 +193,11 @@ def build_segment(cut: Cutout, options: IngestOptions) -> tuple:
         "crop_x": cut.offset[0] + dx, "crop_y": cut.offset[1] + dy,
         **imaging.mask_stats(crop[..., 3]),
         "dominant_color": imaging.dominant_color(small),
-        "codec": "webp", "sha256": cut.sha256,
+        "codec": options.level_codec, "sha256": cut.sha256,
         "levels": [{"side": s, "width": lv.shape[1], "height": lv.shape[0]} for s, lv in zip(sides, levels)],
     }
-    members = [(f"{seg_id}.{s}.webp", imaging.encode_level(lv)) for s, lv in zip(sides, levels)]
+    ext = imaging.LEVEL_CODECS[options.level_codec]
+    members = [(f"{seg_id}.{s}.{ext}", imaging.encode_level(lv, options.level_codec)) for s, lv in zip(sides, levels)]
     return ("segment", row, members)
 
 
@@ -360,14 +362,18 @@ def _skip_known(lake: Lake, kind: str, source: str, tasks: Iterable[Task], summa
 def run(lake: Lake, layout: str, source: str, source_name: str | None = None, workers: int | None = None,
         max_pixels: int = imaging.MAX_PIXELS, max_side: int = 1024, min_side: int = 32,
         flush_rows: int = 20_000, flush_bytes: int = 512 << 20, retry_rejects: bool = False,
-        progress: bool | None = None, **layout_options: Any) -> IngestSummary:
-    """Ingest `source` (a path) in `layout` into `lake`. Rejected items never stop the run."""
+        progress: bool | None = None, level_codec: str = "webp", **layout_options: Any) -> IngestSummary:
+    """Ingest `source` (a path) in `layout` into `lake`. Rejected items never stop the run.
+    `level_codec` stores segment levels as webp (compact) or zstd (fast to decode)."""
     mod = LAYOUTS.get(layout)
+    if level_codec not in imaging.LEVEL_CODECS:
+        raise SoclakeError(f"level codec {level_codec!r} is not one of {', '.join(imaging.LEVEL_CODECS)}: "
+                           "use webp (the most compact) or zstd (the fastest to compose from)")
     if not getattr(mod, "source_exists", os.path.exists)(source):
         raise SoclakeError(f"source {source!r} does not exist; check the path")
     source_name = check_source_name(source_name or default_source_name(source))
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    options = IngestOptions(max_pixels, max_side, min_side, dict(layout_options))
+    options = IngestOptions(max_pixels, max_side, min_side, dict(layout_options), level_codec)
     summary = IngestSummary(layout, source_name, run_id)
     t0 = time.perf_counter()
     workers = workers or os.cpu_count() or 1

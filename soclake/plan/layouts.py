@@ -50,6 +50,7 @@ class Occupancy:
         self.top = np.zeros((math.ceil(height / self.cell), math.ceil(width / self.cell)), np.int32)
         self.total = np.zeros(capacity)
         self.shown = np.zeros(capacity)
+        self.rects = np.zeros((4, capacity), np.int64)  # grid rows y0, y1 and columns x0, x1 of each box
         self.n = 0
 
     def _slice(self, box) -> tuple[slice, slice]:
@@ -71,9 +72,44 @@ class Occupancy:
         need = min_visible * self.total[:self.n] if floor is None else floor
         return bool((shown >= need).all()), shown, region.size
 
-    def add(self, box, shown: np.ndarray, size: int) -> int:
+    def cells(self, xs: np.ndarray, ys: np.ndarray, ws: np.ndarray, hs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`_slice` of many boxes at once: grid rows y0, y1 and columns x0, x1 of each."""
+        c = self.cell
+        gy, gx = self.top.shape
+        x0, x1 = (np.clip(np.rint(v / c), 0, gx).astype(np.int64) for v in (xs, xs + ws))
+        y0, y1 = (np.clip(np.rint(v / c), 0, gy).astype(np.int64) for v in (ys, ys + hs))
+        return y0, y1, x0, x1
+
+    def first_fit(self, cells: np.ndarray, min_visible: float) -> tuple[int, np.ndarray] | None:
+        """The first candidate i (grid rows and columns cells[:, i], as from `cells`) for which
+        `fits` holds, with the shown counts it would leave; None if none does. Bounds decide
+        most candidates without the grid: a candidate covers at most its overlap with a box's
+        rectangle, and at least that overlap less the rectangle's cells no longer shown."""
+        n = self.n
+        if n == 0:
+            return (0, self.shown[:0]) if cells.shape[1] else None
+        shown, need = self.shown[:n], min_visible * self.total[:n]
+        y0, y1, x0, x1 = cells[:, :, None]
+        ry0, ry1, rx0, rx1 = self.rects[:, :n]
+        overlap = (np.maximum(np.minimum(y1, ry1) - np.maximum(y0, ry0), 0) *
+                   np.maximum(np.minimum(x1, rx1) - np.maximum(x0, rx0), 0))
+        hidden = (ry1 - ry0) * (rx1 - rx0) - shown
+        fails = (shown - np.maximum(overlap - hidden, 0) < need).any(axis=1)
+        sure = (shown - overlap >= need).all(axis=1).tolist()
+        y0, y1, x0, x1 = cells.tolist()
+        for i in np.flatnonzero(~fails).tolist():
+            covered = np.bincount(self.top[y0[i]:y1[i], x0[i]:x1[i]].ravel(), minlength=n + 1)[1:n + 1]
+            left = shown - covered
+            if sure[i] or (left >= need).all():
+                return i, left
+        return None
+
+    def add(self, box, shown: np.ndarray, size: int, cells: tuple[int, int, int, int] | None = None) -> int:
+        """Put a box on top (`cells`: its grid rows and columns, when known, as `cells` gives)."""
         idx = self.n
-        self.top[self._slice(box)] = idx + 1
+        rows, cols = self._slice(box) if cells is None else (slice(cells[0], cells[1]), slice(cells[2], cells[3]))
+        self.top[rows, cols] = idx + 1
+        self.rects[:, idx] = rows.start, rows.stop, cols.start, cols.stop
         self.shown[:idx] = shown
         self.shown[idx] = size
         self.total[idx] = max(box[2] * box[3] / self.cell ** 2, 1e-9)
@@ -85,28 +121,36 @@ class Occupancy:
 
 
 def _free_placement(rng, sizes: np.ndarray, params: dict, ctx: dict) -> Placement:
-    """Place boxes of the given (w, h) bottom to top at random positions meeting visibility."""
+    """Place boxes of the given (w, h) bottom to top at random positions meeting visibility.
+    Each round draws `tries` candidate positions for every box at once; a box takes the
+    first that fits (candidates too far off the canvas to show min_visible of themselves
+    are dropped before any look at the grid)."""
     W, H = ctx["width"], ctx["height"]
+    tries, min_visible = params["tries"], params["min_visible"]
+    n = len(sizes)
+    w, h = sizes[:, :1].astype(np.int64), sizes[:, 1:].astype(np.int64)
+    lo_x, lo_y = (-(w // 2), -(h // 2)) if params["truncate"] else (np.zeros_like(w), np.zeros_like(h))
+    hi_x, hi_y = (W - w // 2 + 1, H - h // 2 + 1) if params["truncate"] else (W - w + 1, H - h + 1)
     best = None
-    for _ in range(max(1, params["tries"] // 5)):
-        occ = Occupancy(W, H, len(sizes))
-        boxes = np.zeros((len(sizes), 4), np.int32)
-        placed = np.zeros(len(sizes), bool)
+    for _ in range(max(1, tries // 5)):
+        occ = Occupancy(W, H, n)
+        xs, ys = rng.integers(lo_x, hi_x, (n, tries)), rng.integers(lo_y, hi_y, (n, tries))
+        cells = np.stack(occ.cells(xs, ys, w, h))
+        area = (cells[1] - cells[0]) * (cells[3] - cells[2])
+        seen = area >= min_visible * np.maximum(w * h / occ.cell ** 2, 1e-9)
+        boxes = np.zeros((n, 4), np.int32)
+        placed = np.zeros(n, bool)
         order = []
-        for i, (w, h) in enumerate(sizes):
-            for _ in range(params["tries"]):
-                if params["truncate"]:
-                    x, y = rng.integers(-(w // 2), W - w // 2 + 1), rng.integers(-(h // 2), H - h // 2 + 1)
-                else:
-                    x, y = rng.integers(0, W - w + 1), rng.integers(0, H - h + 1)
-                box = (int(x), int(y), int(w), int(h))
-                ok, shown, size = occ.fits(box, params["min_visible"])
-                if ok:
-                    occ.add(box, shown, size)
-                    boxes[i], placed[i] = box, True
-                    order.append(i)
-                    break
-        visible = np.zeros(len(sizes))
+        for i in range(n):
+            keep = np.flatnonzero(seen[i])
+            hit = occ.first_fit(cells[:, i, keep], min_visible)
+            if hit is not None:
+                j = keep[hit[0]]
+                box = (int(xs[i, j]), int(ys[i, j]), int(w[i, 0]), int(h[i, 0]))
+                occ.add(box, hit[1], int(area[i, j]), tuple(cells[:, i, j].tolist()))
+                boxes[i], placed[i] = box, True
+                order.append(i)
+        visible = np.zeros(n)
         visible[order] = occ.visible()
         score = (placed.sum(), visible[placed].mean() if placed.any() else 0.0)
         if best is None or score > best[0]:
@@ -135,7 +179,7 @@ def coco_area_edges(params: dict, W: int, H: int) -> np.ndarray:
 def sample_mask_areas(rng, n: int, params: dict, W: int, H: int) -> np.ndarray:
     edges = coco_area_edges(params, W, H)
     mix = np.asarray(params["size_mix"], float)
-    bucket = rng.choice(3, size=n, p=mix / mix.sum())
+    bucket = np.minimum(np.searchsorted(np.cumsum(mix / mix.sum()), rng.random(n), side="right"), 2)
     lo, hi = edges[bucket], np.maximum(edges[bucket + 1], edges[bucket] + 1)
     return np.exp(rng.uniform(np.log(lo), np.log(hi)))
 

@@ -71,10 +71,13 @@ def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
     lake.safe_con.register("_job_sources", pa.table({"name": pa.array(pool["sources"], pa.string())}))
     lake.safe_con.register("_job_vocab", pa.table({"name": pa.array(read_vocab(spec), pa.string())}))
     try:
-        lake.safe_con.execute(_one_statement(lake, sqlfiles.query("eligible", filter=view, where=where), pool["where"]))
+        columns = {r[0] for r in lake.safe_con.execute("DESCRIBE segments").fetchall()}
+        key = "segment_key" if "segment_key" in columns else "NULL"  # parts written before the key existed
+        lake.safe_con.execute(_one_statement(lake, sqlfiles.query("eligible", filter=view, segment_key=key, where=where),
+                                             pool["where"]))
         rows = lake.safe_con.execute(sqlfiles.query("category_counts")).fetchall()
         excluded = lake.safe_con.execute(_one_statement(lake, sqlfiles.query("excluded_sources", where=where),
-                                                   pool["where"])).fetchall()
+                                                        pool["where"])).fetchall()
     except duckdb.PermissionException as e:
         raise sandbox.explain(e, f"[pool] where = {pool['where'][:200]!r}") from None
     except duckdb.Error as e:

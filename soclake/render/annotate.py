@@ -58,21 +58,44 @@ def foreground(layers, pan: np.ndarray) -> np.ndarray:
     return np.where(labelled, np.maximum(fg, 128), np.minimum(fg, 127)).astype(np.uint8)
 
 
-def encode_pan_bgr(pan: np.ndarray) -> np.ndarray:
-    """COCO panoptic colour (id = R + 256 G + 256^2 B), in OpenCV's BGR channel order."""
+def encode_pan_rgb(pan: np.ndarray) -> np.ndarray:
+    """COCO panoptic colour (id = R + 256 G + 256^2 B), RGB channel order."""
     if pan.dtype == np.uint8:
         zeros = np.zeros_like(pan)
-        return cv2.merge([zeros, zeros, pan])
-    return np.dstack([(pan >> 16) & 255, (pan >> 8) & 255, pan & 255]).astype(np.uint8)
+        return cv2.merge([pan, zeros, zeros])
+    return cv2.merge([(pan & 255).astype(np.uint8), ((pan >> 8) & 255).astype(np.uint8),
+                      ((pan >> 16) & 255).astype(np.uint8)])
 
 
-def instance_rle(pan: np.ndarray, pid: int, box: tuple[int, int, int, int], scratch: np.ndarray) -> dict:
-    """COCO RLE, tight bbox and area of pan == pid, looking only inside the object's box.
-
-    `scratch` is a zeroed Fortran-ordered uint8 canvas reused across instances."""
+def instance_rle(pan: np.ndarray, pid: int, box: tuple[int, int, int, int]) -> dict:
+    """COCO RLE, tight bbox and area of pan == pid, looking only inside the object's box
+    (x0, y0, x1, y1): the runs are found there, and pycocotools compresses them."""
+    H, W = pan.shape
     x0, y0, x1, y1 = box
-    scratch[y0:y1, x0:x1] = pan[y0:y1, x0:x1] == pid
-    rle = mask_utils.encode(scratch)
-    scratch[y0:y1, x0:x1] = 0
-    return {"counts": rle["counts"].decode("ascii"), "size": [int(v) for v in rle["size"]],
-            "bbox": [float(v) for v in mask_utils.toBbox(rle)], "area": int(mask_utils.area(rle))}
+    mask = pan[y0:y1, x0:x1] == pid
+    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
+    area = int(np.count_nonzero(mask))
+    if not area:
+        counts = [H * W]
+        bbox = [0.0, 0.0, 0.0, 0.0]
+    else:
+        counts = rle_counts(mask, x0, y0, H, W)
+        bbox = [float(x0 + cols[0]), float(y0 + rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)]
+    rle = mask_utils.frPyObjects({"counts": counts, "size": [H, W]}, H, W)
+    return {"counts": rle["counts"].decode("ascii"), "size": [H, W], "bbox": bbox, "area": area}
+
+
+def rle_counts(mask: np.ndarray, x0: int, y0: int, H: int, W: int) -> list[int]:
+    """Uncompressed COCO run lengths (column-major, zeros first) of an H x W image that is 0
+    except for `mask` at (x0, y0)."""
+    h, w = mask.shape
+    padded = np.zeros((w, h + 2), np.int8)  # each box column, with a 0 above and below it
+    padded[:, 1:-1] = mask.T
+    starts = np.flatnonzero(np.diff(padded.ravel()))  # a run starts at starts + 1 (padded coordinates)
+    col, row = np.divmod(starts + 1, h + 2)
+    edges = (x0 + col).astype(np.int64) * H + (y0 - 1 + row)
+    if h == H:  # a run ending on a column's last row goes on at the next column's first: one run
+        joined = np.flatnonzero(np.diff(edges) == 0)
+        edges = np.delete(edges, np.concatenate([joined, joined + 1]))
+    counts = np.diff(np.concatenate([[0], edges, [H * W]])).tolist()
+    return counts[:-1] if counts[-1] == 0 else counts  # a mask reaching the last pixel ends on its run

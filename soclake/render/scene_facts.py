@@ -118,11 +118,10 @@ def measure(rgb: np.ndarray, pan: np.ndarray, instances: list[dict], tracker: Pa
         inst["colours"] = colour_names.counts_dict(row)
     n_inst = len(instances)
     kept = [True] * n_inst + [bool(a >= min_area) for a in areas[n_inst:]]
-    scratch = np.zeros((H, W), np.uint8, order="F") if any(kept[n_inst:]) else None
     unlabelled = []
     for u, (z, role) in enumerate(tracker.unlabelled):
         if kept[n_inst + u]:
-            rle = annotate.instance_rle(vis, n_inst + u + 1, tracker.boxes[z], scratch)
+            rle = annotate.instance_rle(vis, n_inst + u + 1, tracker.boxes[z])
             unlabelled.append({"z": z, "role": role, "bbox": rle["bbox"], "area": rle["area"],
                                "segmentation": {"size": rle["size"], "counts": rle["counts"]},
                                "colours": colour_names.counts_dict(counts[n_inst + u])})

@@ -70,15 +70,15 @@ def shown_fraction(final: np.ndarray, under: np.ndarray, own: np.ndarray, own_al
 
 def _box(mask: np.ndarray, shape: tuple) -> tuple[slice, slice]:
     """Bounding box of `mask`, grown by the reach of the detail test and cut to `shape`."""
-    ys, xs = np.nonzero(mask)
+    ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     pad = DETAIL_WINDOW // 2 + 1
-    return (slice(max(int(ys.min()) - pad, 0), min(int(ys.max()) + pad + 1, shape[0])),
-            slice(max(int(xs.min()) - pad, 0), min(int(xs.max()) + pad + 1, shape[1])))
+    return (slice(max(int(ys[0]) - pad, 0), min(int(ys[-1]) + pad + 1, shape[0])),
+            slice(max(int(xs[0]) - pad, 0), min(int(xs[-1]) + pad + 1, shape[1])))
 
 
 def _opaque(own: np.ndarray, like: np.ndarray) -> np.ndarray:
     """The object's colour at full opacity, in the channels of `like` (RGB or RGBA)."""
-    return own if like.shape[2] == 3 else cv2.merge([*cv2.split(own), np.full(own.shape[:2], 255, np.uint8)])
+    return own if like.shape[2] == 3 else cv2.cvtColor(own, cv2.COLOR_RGB2RGBA)  # alpha 255
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,12 +1,16 @@
 -- Segments a job may draw from: the quality filter view, then the job's sources, vocabulary
--- and predicate. {filter} is a checked view name, {where} the spec's SQL predicate; the
--- source and vocabulary lists arrive as registered tables _job_sources and _job_vocab.
--- Ranks order each category by (subcategory, segment_id): the planner draws ranks in numpy
--- and resolves them here, so plans are reproducible whatever DuckDB's thread count.
+-- and predicate. {filter} is a checked view name, {where} the spec's SQL predicate (last, so
+-- that text closing it shows as a second statement); the source and vocabulary lists arrive
+-- as registered tables _job_sources and _job_vocab; {segment_key} is the column, or NULL in a
+-- lake whose parts all predate it (segment_key_of derives it there).
+-- Ranks order each category by (subcategory, segment_key, segment_id), which is the order of
+-- (subcategory, segment_id) with an integer to sort on: the planner draws ranks in numpy and
+-- resolves them here, so plans are reproducible whatever DuckDB's thread count.
 CREATE OR REPLACE TEMP VIEW _eligible AS
-SELECT segment_id, category_id, subcategory, width, height, alpha_fraction, source,
-       source || '/' || split_part(source_uri, '#', 1) AS source_image,
-       row_number() OVER (PARTITION BY category_id ORDER BY subcategory NULLS FIRST, segment_id) - 1 AS rank
+SELECT segment_id, coalesce({segment_key}, segment_key_of(segment_id)) AS segment_key, category_id, subcategory,
+       width, height, alpha_fraction, source, source || '/' || split_part(source_uri, '#', 1) AS source_image,
+       row_number() OVER (PARTITION BY category_id ORDER BY subcategory NULLS FIRST,
+                          coalesce({segment_key}, segment_key_of(segment_id)), segment_id) - 1 AS rank
 FROM {filter}
 WHERE (NOT EXISTS (SELECT 1 FROM _job_sources) OR source IN (SELECT name FROM _job_sources))
   AND (NOT EXISTS (SELECT 1 FROM _job_vocab) OR category IN (SELECT name FROM _job_vocab))
