@@ -150,6 +150,12 @@ class Lake:
                 glob = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet")))
                 # a view takes no parameters: the table name is from the schema files, the path a quoted literal
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({glob}, union_by_name=true)")
+                present = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+                if set(table_schema(table).names) - present:
+                    # every part predates a column of the schema: it reads as NULL of the schema's type
+                    con.register(f"_empty_{table}", table_schema(table).empty_table())
+                    con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({glob}, "
+                                f"union_by_name=true) UNION ALL BY NAME SELECT * FROM _empty_{table}")
             else:
                 con.register(f"_empty_{table}", table_schema(table).empty_table())
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
