@@ -111,3 +111,14 @@ def write_pool(root) -> dict:
         "thin_in_diversity": {"teapot"},
         "over_represented": {"person"},
     }
+
+
+def build_lake(root):
+    """write_pool under root/src, ingested into root/lake as sources web and studio."""
+    from soclake import Lake
+    from soclake.ingestion import ingest
+    expected = write_pool(root / "src")
+    lake = Lake(str(root / "lake"), create=True)
+    for source in ("web", "studio"):
+        ingest(lake, "folders", str(root / "src" / source), source_name=source, workers=1, progress=False)
+    return lake, expected

@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from audit_pool import cutout, near_copy, write_pool
+from audit_pool import build_lake, cutout, near_copy
 from conftest import job_spec, save_png
 from PIL import Image
 from scipy import ndimage
@@ -28,10 +28,7 @@ PIXEL_COLUMNS = ("alpha_holes", "alpha_hole_fraction", "alpha_mean", "phash", "n
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     root = tmp_path_factory.mktemp("planted")
-    expected = write_pool(root / "src")
-    lake = Lake(str(root / "lake"), create=True)
-    for source in ("web", "studio"):
-        ingest(lake, "folders", str(root / "src" / source), source_name=source, workers=1, progress=False)
+    lake, expected = build_lake(root)
     return lake, expected, root
 
 

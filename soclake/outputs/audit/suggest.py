@@ -59,13 +59,13 @@ def _fill_pool(lake: Lake, result: dict, images: int | None, name: str | None, f
     slots = images * sum(spec["sampling"]["objects"]) / 2
     t = _temperature(np.array([e["n"] for e in eligible.values()], np.float64), factor)
     thin = {c["category"] for c in result["pool"]["categories"] if c["status"] == "thin"}
+    over = {c["category"] for c in result["pool"]["categories"] if c["over_represented"]}
     boost = {n: ("thin" if n in thin else e["frequency"]) for n, e in eligible.items()
-             if n in thin or e["frequency"] in ("rare", "common")}
-    fair = math.ceil(slots / len(eligible))
-    quotas = _quotas(eligible, boost, t, slots, images * spec["sampling"]["objects"][0],
-                     {n: fair for n in boost})
+             if (n in thin or e["frequency"] in ("rare", "common")) and n not in over}
+    fair = slots / len(eligible)
+    quotas = _quotas(_shares(eligible, t), {n: fair for n in boost}, slots, _sure_slots(images, spec["sampling"]))
     values["sampling"].update(temperature=float(t), quotas=quotas)
-    capped = sorted(c["category"] for c in result["pool"]["categories"] if c["over_represented"] and c["category"] in eligible)
+    capped = sorted(over & set(eligible))
     return {"values": values, "temperature": float(t), "quotas": quotas, "boosted": boost, "capped": capped,
             "fair_share": 1 / len(eligible),
             "intended_share": _intended(eligible, t, quotas, slots),
@@ -75,7 +75,7 @@ def _fill_pool(lake: Lake, result: dict, images: int | None, name: str | None, f
                     f"temperature {t:g}: the largest t at which no category takes more than {factor:g} x the "
                     f"fair share ({factor / len(eligible):.2%}) of the object slots",
                     f"quotas lift {len(quotas)} thin or LVIS-rare/common categories to the fair share "
-                    f"({fair} of ~{slots:.0f} object slots)"]}
+                    f"(~{fair:.0f} of ~{slots:.0f} object slots each)"]}
 
 
 # ---------------------------------------------------------------------------- job mode
@@ -86,15 +86,14 @@ def _fill_job(lake: Lake, result: dict, job: str, images: int | None, name: str 
     eligible = _eligible(lake, spec)
     images = images or base["job"]["images"]
     slots = images * sum(base["sampling"]["objects"]) / 2
-    total = sum(have.values()) + slots
-    fair = total / len(eligible)
     done = sum(have.values())
     over = sorted(n for n in eligible if done and have.get(n, 0) > factor * done / len(eligible))
-    under = {n: "under-represented" for n in eligible if have.get(n, 0) < fair and n not in over}
-    want = {n: math.ceil(fair - have.get(n, 0)) for n in under}
     keep = {n: e for n, e in eligible.items() if n not in over}
+    sure = _sure_slots(images, base["sampling"])
+    level = _water_level([have.get(n, 0) for n in keep], sure)
+    want = {n: level - have.get(n, 0) for n in keep if have.get(n, 0) < level}
     t = _temperature(np.array([e["n"] for e in keep.values()], np.float64), factor)
-    quotas = _quotas(keep, under, t, slots, images * base["sampling"]["objects"][0], want)
+    quotas = _fit({n: math.floor(w) for n, w in want.items()}, sure)  # the sure slots, water-filled
     values = {s: dict(v) for s, v in base.items()}
     values["job"].update(name=name or f"{job}-fill", images=images)
     where = base["pool"]["where"].strip()
@@ -103,15 +102,25 @@ def _fill_job(lake: Lake, result: dict, job: str, images: int | None, name: str 
         where = f"({where}) AND category_id NOT IN ({ids})" if where else f"category_id NOT IN ({ids})"
     values["pool"]["where"] = where
     values["sampling"].update(strategy="temperature", temperature=float(t), quotas=quotas)
-    return {"values": values, "temperature": float(t), "quotas": quotas, "boosted": under, "capped": over,
-            "fair_share": fair / total, "dataset_instances": have,
+    return {"values": values, "temperature": float(t), "quotas": quotas,
+            "boosted": {n: "under-represented" for n in want}, "capped": over,
+            "fair_share": 1 / len(keep), "dataset_instances": have, "level": level,
             "intended_share": _intended(keep, t, quotas, slots),
             "uniform_share": _shares(keep, 1.0),
             "why": [f"follows job {job!r} ({done} instances in its committed images); same pool and layout",
-                    f"quotas bring {len(quotas)} under-represented categories to the fair share of the combined "
-                    f"dataset ({fair:.0f} instances each of ~{total:.0f})",
+                    f"quotas bring {len(quotas)} under-represented categories up to ~{level:.0f} instances "
+                    f"each in the combined dataset (the level the job's ~{sure} sure object slots reach)",
                     f"[pool] where leaves out {len(over)} over-represented categories (more than {factor:g} x "
                     "the fair share already)", f"temperature {t:g} for the remaining slots"]}
+
+
+def _water_level(have: list[int], slots: int) -> float:
+    """The level L at which sum(max(0, L - have_c)) = slots: filling the emptiest categories first."""
+    lo, hi = 0.0, max(have, default=0) + slots
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if sum(max(0.0, mid - h) for h in have) < slots else (lo, mid)
+    return lo
 
 
 def _dataset_instances(result: dict) -> dict[str, int]:
@@ -149,18 +158,47 @@ def _shares(eligible: dict[str, dict], t: float) -> dict[str, float]:
     return dict(zip(eligible, (w / w.sum()).tolist()))
 
 
-def _quotas(eligible: dict, boost: dict, t: float, slots: float, min_slots: int, want: dict) -> dict[str, int]:
-    """Quotas for the boosted categories: what each should reach, beyond what temperature
-    sampling gives it anyway, scaled down to fit the job's guaranteed slots (images x min objects)."""
-    share = _shares(eligible, t)
-    need = {n: want[n] for n in sorted(boost) if want.get(n, 0) > share[n] * slots}
-    total = sum(need.values())
+def _sure_slots(images: int, sampling: dict) -> int:
+    """Object slots a job plans with near certainty: objects per image are uniform on [lo, hi],
+    so the total is images x mean give or take a few standard deviations; 4 of them below the
+    mean (and never below images x lo). The planner refuses quotas above the slots it drew."""
+    lo, hi = sampling["objects"]
+    sd = math.sqrt(images * ((hi - lo + 1) ** 2 - 1) / 12)
+    return max(images * lo, math.floor(images * (lo + hi) / 2 - 4 * sd))
+
+
+def _quotas(share: dict[str, float], targets: dict[str, float], slots: float, min_slots: int) -> dict[str, int]:
+    """Quotas Q_c that bring each targeted category's expected count, Q_c + R * p_c with R the
+    slots left to temperature sampling (share p_c), to its target; the other categories share R
+    in proportion to p_c. Categories that reach their target anyway get none. The total is
+    scaled down to `min_slots` (_sure_slots) if it would not fit."""
+    want = {n: t for n, t in sorted(targets.items()) if t > share[n] * slots}
+    q: dict[str, float] = {}
+    for _ in range(len(targets) + 1):  # a fixed point: the quotas of some shrink what the rest draw
+        p_b, spare = sum(share[n] for n in want), slots - sum(want.values())
+        # R solves R = slots - sum(Q) with Q_c = target_c - R p_c; no slot is left when the
+        # targets take them all (or every category is targeted)
+        rest = spare / (1 - p_b) if spare > 0 and p_b < 1 - 1e-9 else 0.0
+        q = {n: t - rest * share[n] for n, t in want.items()}
+        again = {n: t for n, t in sorted(targets.items()) if t - rest * share[n] >= 1}
+        if again.keys() == want.keys():
+            break
+        want = again
+    q = {n: v for n, v in q.items() if v >= 1}
+    if not q:
+        return {}
+    return _fit(q, min_slots)
+
+
+def _fit(asks: dict[str, float], min_slots: int) -> dict[str, int]:
+    """Whole quotas for `asks`, scaled down to min_slots in total if they would not fit."""
+    quotas = {n: math.ceil(v) for n, v in sorted(asks.items()) if v > 0}
+    total = sum(quotas.values())
     if total > min_slots:
-        scale = min_slots / total
-        need = {n: max(1, math.floor(q * scale)) for n, q in need.items()}
-        while sum(need.values()) > min_slots:  # floors of 1 can still overflow: drop the smallest asks
-            need.pop(min(need, key=lambda n: (need[n], n)))
-    return need
+        quotas = {n: max(1, math.floor(v * min_slots / total)) for n, v in quotas.items()}
+        while sum(quotas.values()) > min_slots:  # floors of 1 can still overflow: drop the smallest asks
+            quotas.pop(min(quotas, key=lambda n: (quotas[n], n)))
+    return quotas
 
 
 def _intended(eligible: dict, t: float, quotas: dict[str, int], slots: float) -> dict[str, float]:
