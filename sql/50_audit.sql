@@ -78,7 +78,7 @@ CREATE OR REPLACE VIEW audit_rules AS
     AS t(problem, view_name, rule);
 
 CREATE OR REPLACE VIEW problem_near_duplicates AS
-    SELECT * FROM filter_0 WHERE near_duplicate_of IS NOT NULL;
+    SELECT * FROM filter_0 WHERE near_duplicate IS NOT NULL;
 CREATE OR REPLACE VIEW problem_many_components AS
     SELECT * FROM filter_0 WHERE is_fragmented(alpha_components);
 CREATE OR REPLACE VIEW problem_holes AS
@@ -94,24 +94,36 @@ CREATE OR REPLACE VIEW problem_extreme_aspect AS
 
 -- Near-duplicate groups, within and across sources (and categories: the same object under two
 -- names is a labelling conflict). A group is named by its first-ingested member (`root`); each
--- later member's near_duplicate_of names it. Exact duplicates never get this far: ingest
--- rejects them (duplicate_segments below).
-CREATE OR REPLACE VIEW near_duplicate_members AS
-    WITH copies AS (SELECT near_duplicate_of AS root, segment_id, source, source_uri, category, category_id,
-                           near_duplicate_bits AS bits FROM segments WHERE near_duplicate_of IS NOT NULL)
-    SELECT * FROM copies
-    UNION ALL
-    SELECT s.segment_id, s.segment_id, s.source, s.source_uri, s.category, s.category_id, 0::TINYINT
-    FROM segments s SEMI JOIN (SELECT DISTINCT root FROM copies) r ON r.root = s.segment_id;
-
+-- later member's near_duplicate names it and carries its source, uri and category, so the
+-- groups come from the copies' narrow columns alone: no segment id or uri of 20M rows is read.
+-- Exact duplicates never get this far: ingest rejects them (duplicate_segments below).
 CREATE OR REPLACE VIEW near_duplicate_groups AS
-    SELECT root, count(*) AS segments, count(*) - 1 AS copies, count(DISTINCT source) AS sources,
-           count(DISTINCT category_id) AS categories, count(DISTINCT source) > 1 AS across_sources,
-           count(DISTINCT category_id) > 1 AS across_categories, max(bits) AS max_bits,
-           string_agg(DISTINCT source, ', ' ORDER BY source) AS source_names,
-           string_agg(DISTINCT category, ', ' ORDER BY category) AS category_names,
-           min(source || ':' || source_uri) FILTER (WHERE segment_id = root) AS first
-    FROM near_duplicate_members GROUP BY root;
+    WITH copies AS (SELECT near_duplicate AS nd, source, category_id FROM filter_0 WHERE near_duplicate IS NOT NULL),
+         g AS (SELECT nd.of AS root, count(*) AS copies, max(nd.bits) AS max_bits,
+                      any_value(nd.source) AS root_source, any_value(nd.source_uri) AS root_uri,
+                      list_distinct(list(source) || [any_value(nd.source)]) AS source_list,
+                      list_distinct(list(category_id) || [any_value(nd.category_id)]) AS category_list
+               FROM copies GROUP BY nd.of),
+         names AS (SELECT root, string_agg(c.name, ', ' ORDER BY c.name) AS category_names
+                   FROM (SELECT root, unnest(category_list) AS category_id FROM g) JOIN categories c USING (category_id)
+                   GROUP BY root)
+    SELECT root, copies + 1 AS segments, copies, len(source_list) AS sources, len(category_list) AS categories,
+           len(source_list) > 1 AS across_sources, len(category_list) > 1 AS across_categories, max_bits,
+           array_to_string(list_sort(source_list), ', ') AS source_names, category_names,
+           root_source || ':' || root_uri AS first
+    FROM g JOIN names USING (root);
+
+-- Every member of every group, with its own id and uri (reads every segment's id: for looking
+-- into a group, e.g. WHERE root = '...').
+CREATE OR REPLACE VIEW near_duplicate_members AS
+    WITH copies AS (SELECT near_duplicate.of AS root, segment_id, source, source_uri, category_id,
+                           near_duplicate.bits AS bits, near_duplicate AS nd
+                    FROM filter_0 WHERE near_duplicate IS NOT NULL),
+         members AS (
+             SELECT root, segment_id, source, source_uri, category_id, bits FROM copies
+             UNION ALL
+             SELECT DISTINCT root, root, nd.source, nd.source_uri, nd.category_id, 0::TINYINT FROM copies)
+    SELECT m.*, c.name AS category FROM members m JOIN categories c USING (category_id);
 
 -- ---------------------------------------------------------------------------- per category
 -- Per pool category, one pass over the labelled segments: segments before and after each
@@ -126,7 +138,9 @@ CREATE OR REPLACE VIEW near_duplicate_groups AS
 -- them are near-duplicate copies, or they share one subcategory and one short phrase (or have
 -- none), 90% or more one dominant colour and sizes within ~10% (size spread < 0.1).
 CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0') AS TABLE
-    WITH s AS (
+    -- NOT MATERIALIZED: both aggregations read the Parquet parts (a materialised CTE of every
+    -- segment doubles the time)
+    WITH s AS NOT MATERIALIZED (
         SELECT *, CASE filter_column WHEN 'filter_0' THEN true WHEN 'filter_1' THEN is_instance IS TRUE
                       WHEN 'filter_2' THEN integrity IS TRUE WHEN 'filter_3' THEN quality_regularity IS TRUE
                       ELSE is_instance IS TRUE AND integrity IS TRUE AND quality_regularity IS TRUE END AS kept
@@ -138,14 +152,13 @@ CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0') AS TABLE
                count(*) FILTER (WHERE quality_regularity IS TRUE) AS filter_3,
                count(*) FILTER (WHERE is_instance AND integrity AND quality_regularity) AS filter_4,
                count(*) FILTER (WHERE kept) AS kept,
-               count(DISTINCT subcategory) FILTER (WHERE kept) AS subcategories,
-               count(DISTINCT short_phrase) FILTER (WHERE kept) AS short_phrases,
-               histogram(dominant_color) FILTER (WHERE kept) AS colour_counts,
+               count(DISTINCT CASE WHEN kept THEN subcategory END) AS subcategories,
+               count(DISTINCT CASE WHEN kept THEN short_phrase END) AS short_phrases,
                avg(greatest(width, height)) FILTER (WHERE kept) AS mean_side,
                stddev_pop(ln(greatest(width, height))) FILTER (WHERE kept) AS size_spread,
                avg(alpha_fraction) FILTER (WHERE kept) AS mean_alpha_fraction,
                avg(soft_edge_fraction) FILTER (WHERE kept) AS mean_soft_edge,
-               count(*) FILTER (WHERE kept AND near_duplicate_of IS NOT NULL) AS near_duplicates,
+               count(*) FILTER (WHERE kept AND near_duplicate IS NOT NULL) AS near_duplicates,
                count(*) FILTER (WHERE kept AND is_fragmented(alpha_components)) AS many_components,
                count(*) FILTER (WHERE kept AND has_holes(alpha_holes, alpha_hole_fraction)) AS holes,
                count(*) FILTER (WHERE kept AND is_faint(alpha_mean)) AS faint_alpha,
@@ -154,29 +167,28 @@ CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0') AS TABLE
                count(*) FILTER (WHERE kept AND is_extreme_aspect(width, height)) AS extreme_aspect,
                count(*) FILTER (WHERE kept AND (phash IS NULL OR alpha_holes IS NULL OR alpha_mean IS NULL)) AS unknown
         FROM s GROUP BY category_id),
-    div AS (
-        SELECT *, list_sum(map_values(colour_counts)) AS n_colour,
-               list_max(map_values(colour_counts)) AS top_colour
-        FROM agg)
+    -- colours in a second, narrow aggregation (cheaper than a per-category histogram or mode)
+    by_colour AS (SELECT category_id, dominant_color, count(*) AS n FROM s WHERE kept GROUP BY ALL),
+    colours AS (
+        SELECT category_id, count(*) AS colours, arg_max(dominant_color, (n, dominant_color)) AS main_colour,
+               max(n) / sum(n) AS main_colour_share, 0.0 - sum(n / t * log2(n / t)) AS colour_entropy
+        FROM (SELECT *, sum(n) OVER (PARTITION BY category_id) AS t FROM by_colour) GROUP BY category_id)
     SELECT c.category_id, c.name AS category, coalesce(d.segments, 0) AS segments,
            coalesce(d.filter_1, 0) AS filter_1, coalesce(d.filter_2, 0) AS filter_2,
            coalesce(d.filter_3, 0) AS filter_3, coalesce(d.filter_4, 0) AS filter_4, coalesce(d.kept, 0) AS kept,
            coalesce(d.subcategories, 0) AS subcategories, coalesce(d.short_phrases, 0) AS short_phrases,
-           coalesce(cardinality(d.colour_counts), 0) AS colours,
-           list_filter(map_keys(d.colour_counts), lambda k: d.colour_counts[k] = d.top_colour)[1] AS main_colour,
-           d.top_colour / d.n_colour AS main_colour_share,
-           coalesce(-list_sum(list_transform(map_values(d.colour_counts),
-                                             lambda n: n / d.n_colour * log2(n / d.n_colour))), 0) AS colour_entropy,
+           coalesce(k.colours, 0) AS colours, k.main_colour, k.main_colour_share,
+           coalesce(k.colour_entropy, 0.0) AS colour_entropy,
            d.mean_side, d.size_spread, d.mean_alpha_fraction, d.mean_soft_edge,
            coalesce(d.kept, 0) - coalesce(d.near_duplicates, 0) AS distinct_looks,
            coalesce(d.kept >= 2 AND (d.near_duplicates >= 0.5 * d.kept
-                    OR (d.subcategories <= 1 AND d.short_phrases <= 1 AND d.top_colour >= 0.9 * d.n_colour
+                    OR (d.subcategories <= 1 AND d.short_phrases <= 1 AND k.main_colour_share >= 0.9
                         AND d.size_spread < 0.1)), false) AS thin_in_diversity,
            coalesce(d.near_duplicates, 0) AS near_duplicates, coalesce(d.many_components, 0) AS many_components,
            coalesce(d.holes, 0) AS holes, coalesce(d.faint_alpha, 0) AS faint_alpha,
            coalesce(d.soft_alpha, 0) AS soft_alpha, coalesce(d.tiny, 0) AS tiny,
            coalesce(d.extreme_aspect, 0) AS extreme_aspect, coalesce(d.unknown, 0) AS unknown
-    FROM categories c LEFT JOIN div d USING (category_id);
+    FROM categories c LEFT JOIN agg d USING (category_id) LEFT JOIN colours k USING (category_id);
 
 -- The same over every labelled segment (filter_0). `soclake audit` materialises
 -- category_audit(its filter) once as a temp table of this name, which the macros below read.

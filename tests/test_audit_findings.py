@@ -21,8 +21,7 @@ from soclake.cli import main
 from soclake.ingestion import ingest
 from soclake.outputs.audit import run_audit, write_report
 
-PIXEL_COLUMNS = ("alpha_holes", "alpha_hole_fraction", "alpha_mean", "phash", "near_duplicate_of",
-                 "near_duplicate_bits")
+PIXEL_COLUMNS = ("alpha_holes", "alpha_hole_fraction", "alpha_mean", "phash", "near_duplicate")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +154,7 @@ def test_a_lake_from_before_the_pixel_columns_still_audits(planted, tmp_path):
     ingest(old_lake, "folders", str(tmp_path / "extra"), source_name="extra", workers=1, progress=False)
     old_lake.refresh()
     rows = old_lake.query("SELECT source, count(*) FILTER (WHERE phash IS NULL) AS unknown, "
-                          "count(*) FILTER (WHERE near_duplicate_of IS NOT NULL) AS copies FROM segments "
+                          "count(*) FILTER (WHERE near_duplicate IS NOT NULL) AS copies FROM segments "
                           "GROUP BY source ORDER BY source").to_pylist()
     assert rows == [{"source": "extra", "unknown": 0, "copies": 1}, {"source": "studio", "unknown": 11, "copies": 0},
                     {"source": "web", "unknown": 102, "copies": 0}]

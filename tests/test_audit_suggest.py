@@ -30,7 +30,7 @@ def test_suggested_spec_plans_and_shifts_the_shares(planted, tmp_path):
     k = len(shift)
     assert k == 5 and shift["teapot"]["eligible"] == 1  # the nine teapot copies are not eligible
     copies = lake.query("SELECT count(*) AS n FROM (SELECT unnest(objects) AS o FROM plan WHERE fingerprint = $fp) p "
-                        "JOIN segments s ON s.segment_id = p.o.segment_id WHERE s.near_duplicate_of IS NOT NULL",
+                        "JOIN segments s ON s.segment_id = p.o.segment_id WHERE s.near_duplicate IS NOT NULL",
                         {"fp": job.fingerprint}).to_pylist()[0]["n"]
     assert copies == 0
     assert set(s["quotas"]) <= set(shift) and "person" not in s["quotas"]

@@ -204,9 +204,13 @@ def _pool_sections(result: dict) -> list[str]:
     out.append(section("over-represented", "Over-represented", table(
         [{k: c[k] for k in ("category", "kept", "share")} for c in cats if c["over_represented"]]),
         "Categories holding more than 3 times the fair share (1 / categories) of the kept segments."))
+    listed, total = len(pool["near_duplicate_groups"]), pool["near_duplicates"]["groups"]
     out.append(section("near-duplicates", "Near-duplicate groups", table(pool["near_duplicate_groups"]),
-                       "Perceptual hashes within 4 bits, within and across sources; the group is named by its "
-                       "first-ingested member (SELECT * FROM near_duplicate_members WHERE root = ...)."))
+                       "Perceptual hashes within 4 bits and the same dominant colour, within and across sources; "
+                       "a group is named by its first-ingested member (SELECT * FROM near_duplicate_members "
+                       "WHERE root = ...)." + (f" The {listed:,} largest of {total:,} groups are listed here; "
+                                               "SELECT * FROM near_duplicate_groups has every one."
+                                               if listed < total else "")))
     out.append(section("duplicates", "Exact duplicates (rejected at ingest)", table(pool["duplicates"])))
     out.append(section("sources", "Sources and quality filters", table(result["filter"]["sources"]),
                        f"Audited with {fname}: {result['filter']['why']}. {result['filter']['note']}"))

@@ -16,6 +16,7 @@ from soclake.vocab import coco_categories, lvis_names, read_synonyms, read_vocab
 
 TOP_CATEGORIES = 10   # the headline's concentration: share of kept segments in the largest N
 TOP_PROBLEMS = 5      # problems named in the headline
+GROUPS_LISTED = 10_000  # largest near-duplicate groups listed (all are counted; the view has every one)
 FILL_HINT = ("re-ingest those sources into a new lake (`soclake ingest ... --lake NEW`) to compute them; "
              "until then they are flagged by no rule that needs them")
 
@@ -79,13 +80,15 @@ def run_audit(lake: Lake, vocab: str | None = "lvis", job: str | None = None, mi
     """All audit numbers as a JSON-ready dict (the filter defaults to the job's, else filter_0)."""
     chosen = choose_filter(lake, job, filter_name)
     label = register_vocabulary(lake, vocab, synonyms)
-    # one pass over the segments: a temp table shadows the view for the queries below
+    # each heavy view is computed once: a temp table shadows it for the queries below
     lake.con.execute("CREATE OR REPLACE TEMP TABLE pool_category_audit AS "
                      f"SELECT * FROM category_audit({sql_string(chosen['name'])})")
+    lake.con.execute("CREATE OR REPLACE TEMP TABLE near_duplicate_groups AS SELECT * FROM main.near_duplicate_groups")
     try:
         return _audit(lake, label, job, min_segments, chosen)
     finally:
         lake.con.execute("DROP TABLE IF EXISTS temp.pool_category_audit")
+        lake.con.execute("DROP TABLE IF EXISTS temp.near_duplicate_groups")
 
 
 def _audit(lake: Lake, label: str | None, job: str | None, min_segments: int, chosen: dict) -> dict:
@@ -97,7 +100,13 @@ def _audit(lake: Lake, label: str | None, job: str | None, min_segments: int, ch
         "pool": {"funnel": q("SELECT * FROM quality_funnel"),
                  "categories": categories,
                  "problems": _problems(rules, categories),
-                 "near_duplicate_groups": q("SELECT * FROM near_duplicate_groups ORDER BY segments DESC, root"),
+                 "near_duplicates": q("SELECT count(*) AS groups, coalesce(sum(segments), 0)::BIGINT AS segments, "
+                                      "coalesce(sum(copies), 0)::BIGINT AS copies, "
+                                      "count(*) FILTER (WHERE across_sources) AS across_sources, "
+                                      "count(*) FILTER (WHERE across_categories) AS across_categories "
+                                      "FROM near_duplicate_groups")[0],
+                 "near_duplicate_groups": q(f"SELECT * FROM near_duplicate_groups ORDER BY segments DESC, root "
+                                            f"LIMIT {GROUPS_LISTED}"),
                  "duplicates": q("SELECT * FROM duplicate_segments ORDER BY source, source_uri"),
                  "size_histogram": q("SELECT power(2, floor(log2(greatest(width, height))))::INT AS side, "
                                      f"count(*) AS segments FROM {chosen['name']} GROUP BY 1 ORDER BY 1")}}
@@ -143,7 +152,6 @@ def _headline(result: dict) -> dict:
     cats = pool["categories"]
     kept = sum(c["kept"] for c in cats)
     top = sorted((c["kept"] for c in cats), reverse=True)[:TOP_CATEGORIES]
-    groups = pool["near_duplicate_groups"]
     unknown = sum(c["unknown"] for c in cats)
     found = sorted((p for p in pool["problems"] if p["segments"]), key=lambda p: (-p["segments"], p["problem"]))
     return {
@@ -154,10 +162,7 @@ def _headline(result: dict) -> dict:
         "thin": sum(1 for c in cats if c["status"] == "thin"),
         "thin_in_diversity": sum(1 for c in cats if c["thin_in_diversity"]),
         "over_represented": sum(1 for c in cats if c["over_represented"]),
-        "near_duplicates": {"groups": len(groups), "segments": sum(g["segments"] for g in groups),
-                            "copies": sum(g["copies"] for g in groups),
-                            "across_sources": sum(1 for g in groups if g["across_sources"]),
-                            "across_categories": sum(1 for g in groups if g["across_categories"])},
+        "near_duplicates": pool["near_duplicates"],
         "problems": [{k: p[k] for k in ("problem", "view_name", "rule", "segments", "categories")}
                      for p in found[:TOP_PROBLEMS]],
         "unknown": unknown,

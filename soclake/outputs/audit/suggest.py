@@ -26,7 +26,7 @@ from soclake.spec.rules import parse_toml
 
 DEFAULT_IMAGES = 1000
 TEMPERATURES = np.round(np.arange(1.0, -0.001, -0.05), 2)  # searched from SOC's uniform segments (1) down
-NO_COPIES = "near_duplicate_of IS NULL"  # a near-duplicate copy adds no new look
+NO_COPIES = "near_duplicate IS NULL"  # a near-duplicate copy adds no new look
 
 
 def suggest_spec(lake: Lake, result: dict, out: str, images: int | None = None, name: str | None = None) -> dict:
