@@ -138,8 +138,9 @@ CREATE OR REPLACE VIEW near_duplicate_members AS
 -- them are near-duplicate copies, or they share one subcategory and one short phrase (or have
 -- none), 90% or more one dominant colour and sizes within ~10% (size spread < 0.1).
 CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0') AS TABLE
-    -- NOT MATERIALIZED: both aggregations read the Parquet parts (a materialised CTE of every
-    -- segment doubles the time)
+    -- Each part is its own aggregation over the Parquet parts (NOT MATERIALIZED: no copy of every
+    -- segment): DuckDB runs one query mixing DISTINCT counts with these sums several times slower
+    -- than the parts apart (benchmarks/audit_20m.py).
     WITH s AS NOT MATERIALIZED (
         SELECT *, CASE filter_column WHEN 'filter_0' THEN true WHEN 'filter_1' THEN is_instance IS TRUE
                       WHEN 'filter_2' THEN integrity IS TRUE WHEN 'filter_3' THEN quality_regularity IS TRUE
@@ -152,13 +153,11 @@ CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0') AS TABLE
                count(*) FILTER (WHERE quality_regularity IS TRUE) AS filter_3,
                count(*) FILTER (WHERE is_instance AND integrity AND quality_regularity) AS filter_4,
                count(*) FILTER (WHERE kept) AS kept,
-               count(DISTINCT CASE WHEN kept THEN subcategory END) AS subcategories,
-               count(DISTINCT CASE WHEN kept THEN short_phrase END) AS short_phrases,
                avg(greatest(width, height)) FILTER (WHERE kept) AS mean_side,
                stddev_pop(ln(greatest(width, height))) FILTER (WHERE kept) AS size_spread,
                avg(alpha_fraction) FILTER (WHERE kept) AS mean_alpha_fraction,
                avg(soft_edge_fraction) FILTER (WHERE kept) AS mean_soft_edge,
-               count(*) FILTER (WHERE kept AND near_duplicate IS NOT NULL) AS near_duplicates,
+               count(*) FILTER (WHERE kept AND near_duplicate.bits IS NOT NULL) AS near_duplicates,
                count(*) FILTER (WHERE kept AND is_fragmented(alpha_components)) AS many_components,
                count(*) FILTER (WHERE kept AND has_holes(alpha_holes, alpha_hole_fraction)) AS holes,
                count(*) FILTER (WHERE kept AND is_faint(alpha_mean)) AS faint_alpha,
@@ -167,12 +166,20 @@ CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0') AS TABLE
                count(*) FILTER (WHERE kept AND is_extreme_aspect(width, height)) AS extreme_aspect,
                count(*) FILTER (WHERE kept AND (phash IS NULL OR alpha_holes IS NULL OR alpha_mean IS NULL)) AS unknown
         FROM s GROUP BY category_id),
-    -- colours in a second, narrow aggregation (cheaper than a per-category histogram or mode)
+    -- distinct values counted through their 64-bit hashes (cheaper to group than the strings; a
+    -- collision inside one category is a 2^-64 event)
+    subs AS (SELECT category_id, count(*) AS subcategories
+             FROM (SELECT DISTINCT category_id, hash(subcategory) FROM s WHERE kept AND subcategory IS NOT NULL)
+             GROUP BY category_id),
+    phrases AS (SELECT category_id, count(*) AS short_phrases
+                FROM (SELECT DISTINCT category_id, hash(short_phrase) FROM s WHERE kept AND short_phrase IS NOT NULL)
+                GROUP BY category_id),
     by_colour AS (SELECT category_id, dominant_color, count(*) AS n FROM s WHERE kept GROUP BY ALL),
     colours AS (
         SELECT category_id, count(*) AS colours, arg_max(dominant_color, (n, dominant_color)) AS main_colour,
                max(n) / sum(n) AS main_colour_share, 0.0 - sum(n / t * log2(n / t)) AS colour_entropy
-        FROM (SELECT *, sum(n) OVER (PARTITION BY category_id) AS t FROM by_colour) GROUP BY category_id)
+        FROM (SELECT *, sum(n) OVER (PARTITION BY category_id) AS t FROM by_colour) GROUP BY category_id),
+    d AS (SELECT * FROM agg LEFT JOIN subs USING (category_id) LEFT JOIN phrases USING (category_id))
     SELECT c.category_id, c.name AS category, coalesce(d.segments, 0) AS segments,
            coalesce(d.filter_1, 0) AS filter_1, coalesce(d.filter_2, 0) AS filter_2,
            coalesce(d.filter_3, 0) AS filter_3, coalesce(d.filter_4, 0) AS filter_4, coalesce(d.kept, 0) AS kept,
@@ -182,13 +189,13 @@ CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0') AS TABLE
            d.mean_side, d.size_spread, d.mean_alpha_fraction, d.mean_soft_edge,
            coalesce(d.kept, 0) - coalesce(d.near_duplicates, 0) AS distinct_looks,
            coalesce(d.kept >= 2 AND (d.near_duplicates >= 0.5 * d.kept
-                    OR (d.subcategories <= 1 AND d.short_phrases <= 1 AND k.main_colour_share >= 0.9
-                        AND d.size_spread < 0.1)), false) AS thin_in_diversity,
+                    OR (coalesce(d.subcategories, 0) <= 1 AND coalesce(d.short_phrases, 0) <= 1
+                        AND k.main_colour_share >= 0.9 AND d.size_spread < 0.1)), false) AS thin_in_diversity,
            coalesce(d.near_duplicates, 0) AS near_duplicates, coalesce(d.many_components, 0) AS many_components,
            coalesce(d.holes, 0) AS holes, coalesce(d.faint_alpha, 0) AS faint_alpha,
            coalesce(d.soft_alpha, 0) AS soft_alpha, coalesce(d.tiny, 0) AS tiny,
            coalesce(d.extreme_aspect, 0) AS extreme_aspect, coalesce(d.unknown, 0) AS unknown
-    FROM categories c LEFT JOIN agg d USING (category_id) LEFT JOIN colours k USING (category_id);
+    FROM categories c LEFT JOIN d USING (category_id) LEFT JOIN colours k USING (category_id);
 
 -- The same over every labelled segment (filter_0). `soclake audit` materialises
 -- category_audit(its filter) once as a temp table of this name, which the macros below read.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from soclake.cli.common import add_command, lake_arg, lake_of
 from soclake.outputs.audit import print_summary, run_audit, suggest_spec, write_report
+from soclake.outputs.audit.suggest import DEFAULT_IMAGES
 
 
 def add_parser(sub) -> None:
@@ -23,8 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="write an HTML report here (and its JSON beside it)")
     p.add_argument("--suggest", metavar="OUT.toml", help="write a compose spec whose [sampling] quotas and "
                    "temperature fill the gaps found (with --job: a follow-up job for that dataset)")
-    p.add_argument("--suggest-images", type=int, default=None, help="images of the suggested job (default 1000, "
-                   "or the job's own with --job)")
+    p.add_argument("--suggest-images", type=int, default=None, help=f"images of the suggested job (default "
+                   f"{DEFAULT_IMAGES}, or the job's own with --job)")
 
 
 def run(args) -> int:

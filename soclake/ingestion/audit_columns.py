@@ -40,15 +40,17 @@ def perceptual_hash(rgba: np.ndarray) -> int:
 def hole_stats(alpha: np.ndarray) -> tuple[int, float]:
     """(holes, hole fraction) of a mask: transparent regions (alpha < MASK_THRESHOLD, 4-connected)
     that the mask encloses, i.e. that do not reach the crop's border, and their pixels over the
-    filled silhouette's (mask plus holes)."""
-    mask = alpha >= MASK_THRESHOLD
-    background = np.pad(~mask, 1, constant_values=True).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
-    outside = labels[0, 0]
-    holes = [i for i in range(1, n) if i != outside]
-    hole_pixels = int(sum(stats[i, cv2.CC_STAT_AREA] for i in holes))
-    filled = int(mask.sum()) + hole_pixels
-    return len(holes), (hole_pixels / filled if filled else 0.0)
+    filled silhouette's (mask plus holes). The outside is flood-filled away from a one-pixel
+    border, so only the holes' own bounding box is labelled."""
+    background = np.pad((alpha < MASK_THRESHOLD).view(np.uint8), 1, constant_values=1)
+    cv2.floodFill(background, None, (0, 0), 0, flags=4)
+    hole_pixels = cv2.countNonZero(background)
+    if not hole_pixels:
+        return 0, 0.0
+    x, y, w, h = cv2.boundingRect(background)
+    holes = cv2.connectedComponents(background[y:y + h, x:x + w], connectivity=4)[0] - 1
+    mask_pixels = int(np.count_nonzero(alpha >= MASK_THRESHOLD))
+    return int(holes), hole_pixels / (mask_pixels + hole_pixels)
 
 
 def columns(crop: np.ndarray, small: np.ndarray) -> dict:

@@ -75,7 +75,17 @@ def _fill_pool(lake: Lake, result: dict, images: int | None, name: str | None, f
                     f"temperature {t:g}: the largest t at which no category takes more than {factor:g} x the "
                     f"fair share ({factor / len(eligible):.2%}) of the object slots",
                     f"quotas lift {len(quotas)} thin or LVIS-rare/common categories to the fair share "
-                    f"(~{fair:.0f} of ~{slots:.0f} object slots each)"]}
+                    f"(~{fair:.0f} of ~{slots:.0f} object slots each)"] + _missing_note(result)}
+
+
+def _missing_note(result: dict) -> list[str]:
+    """Vocabulary names without a segment: composing cannot make them; say so in the spec."""
+    missing = result.get("vocabulary", {}).get("missing", [])
+    if not missing:
+        return []
+    shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+    return [f"{len(missing)} names of vocabulary {result['vocabulary']['name']} have no segment at all; no compose "
+            f"job can fill them: ingest (or generate) cut-outs of them first ({shown})"]
 
 
 # ---------------------------------------------------------------------------- job mode
@@ -111,7 +121,7 @@ def _fill_job(lake: Lake, result: dict, job: str, images: int | None, name: str 
                     f"quotas bring {len(quotas)} under-represented categories up to ~{level:.0f} instances "
                     f"each in the combined dataset (the level the job's ~{sure} sure object slots reach)",
                     f"[pool] where leaves out {len(over)} over-represented categories (more than {factor:g} x "
-                    "the fair share already)", f"temperature {t:g} for the remaining slots"]}
+                    "the fair share already)", f"temperature {t:g} for the remaining slots"] + _missing_note(result)}
 
 
 def _water_level(have: list[int], slots: int) -> float:
