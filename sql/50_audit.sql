@@ -34,7 +34,7 @@ CREATE OR REPLACE VIEW category_keys AS
 -- Near-duplicates: perceptual hashes (64-bit pHash, schemas/segments.json) at most 4 bits apart,
 -- and the same dominant colour (the hash sees grey levels only).
 -- Re-encoding, rescaling by 0.8 and a +15 brightness shift stay within 4 bits for most crops;
--- unrelated crops are 20-40 bits apart (docs/audit.md has the measurements). pHash distances
+-- unrelated crops are mostly 16-40 bits apart (docs/audit.md has the measurements). pHash distances
 -- are even (32 of its 64 bits are set), so 4 means "up to 2 coefficients changed side".
 CREATE OR REPLACE MACRO near_duplicate_max_bits() AS 4;
 -- Pigeonhole keys for the ingest-time search (sql/queries/near_duplicate_candidates.sql): the
@@ -98,20 +98,31 @@ CREATE OR REPLACE VIEW problem_extreme_aspect AS
 -- groups come from the copies' narrow columns alone: no segment id or uri of 20M rows is read.
 -- Exact duplicates never get this far: ingest rejects them (duplicate_segments below).
 CREATE OR REPLACE VIEW near_duplicate_groups AS
-    WITH copies AS (SELECT near_duplicate AS nd, source, category_id FROM filter_0 WHERE near_duplicate IS NOT NULL),
-         g AS (SELECT nd.of AS root, count(*) AS copies, max(nd.bits) AS max_bits,
-                      any_value(nd.source) AS root_source, any_value(nd.source_uri) AS root_uri,
-                      list_distinct(list(source) || [any_value(nd.source)]) AS source_list,
-                      list_distinct(list(category_id) || [any_value(nd.category_id)]) AS category_list
-               FROM copies GROUP BY nd.of),
-         names AS (SELECT root, string_agg(c.name, ', ' ORDER BY c.name) AS category_names
-                   FROM (SELECT root, unnest(category_list) AS category_id FROM g) JOIN categories c USING (category_id)
-                   GROUP BY root)
-    SELECT root, copies + 1 AS segments, copies, len(source_list) AS sources, len(category_list) AS categories,
-           len(source_list) > 1 AS across_sources, len(category_list) > 1 AS across_categories, max_bits,
-           array_to_string(list_sort(source_list), ', ') AS source_names, category_names,
-           root_source || ':' || root_uri AS first
-    FROM g JOIN names USING (root);
+    -- min/max, not DISTINCT counts: these run over every group (the listing counts names)
+    SELECT near_duplicate.of AS root, count(*) + 1 AS segments, count(*) AS copies,
+           min(source) <> max(source) OR bool_or(source <> near_duplicate.source) AS across_sources,
+           min(category_id) <> max(category_id) OR bool_or(category_id <> near_duplicate.category_id)
+               AS across_categories,
+           max(near_duplicate.bits) AS max_bits,
+           any_value(near_duplicate.source) || ':' || any_value(near_duplicate.source_uri) AS first,
+           any_value(near_duplicate.source) AS root_source, any_value(near_duplicate.category_id) AS root_category_id
+    FROM filter_0 WHERE near_duplicate.bits IS NOT NULL
+    GROUP BY near_duplicate.of;
+
+-- The n largest groups, with the names of their sources and categories (named only here: for
+-- every group of a 20M-segment pool the names would cost more than the groups).
+CREATE OR REPLACE MACRO largest_near_duplicate_groups(n) AS TABLE
+    WITH top AS (SELECT * FROM near_duplicate_groups ORDER BY segments DESC, root LIMIT n),
+         members AS (SELECT s.near_duplicate.of AS root, s.source, s.category_id FROM filter_0 s
+                     SEMI JOIN top ON top.root = s.near_duplicate.of WHERE s.near_duplicate.bits IS NOT NULL
+                     UNION SELECT root, root_source, root_category_id FROM top),
+         names AS (SELECT root, count(DISTINCT source) AS sources, count(DISTINCT category_id) AS categories,
+                          string_agg(DISTINCT source, ', ' ORDER BY source) AS source_names,
+                          string_agg(DISTINCT c.name, ', ' ORDER BY c.name) AS category_names
+                   FROM members m JOIN categories c USING (category_id) GROUP BY root)
+    SELECT top.* EXCLUDE (root_source, root_category_id), names.* EXCLUDE (root)
+    FROM top JOIN names USING (root)
+    ORDER BY segments DESC, root;
 
 -- Every member of every group, with its own id and uri (reads every segment's id: for looking
 -- into a group, e.g. WHERE root = '...').
@@ -200,6 +211,13 @@ CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0') AS TABLE
 -- The same over every labelled segment (filter_0). `soclake audit` materialises
 -- category_audit(its filter) once as a temp table of this name, which the macros below read.
 CREATE OR REPLACE VIEW pool_category_audit AS SELECT * FROM category_audit('filter_0');
+
+-- Segments after a filter by longest side, in power-of-two bins (grouped by side first: a few
+-- thousand sides, so the logarithms run per side, not per segment).
+CREATE OR REPLACE MACRO size_histogram(filter_column := 'filter_0') AS TABLE
+    SELECT power(2, floor(log2(side)))::INT AS side, sum(n)::BIGINT AS segments
+    FROM (SELECT greatest(width, height) AS side, count(*) AS n FROM query_table(filter_column) GROUP BY 1)
+    GROUP BY 1 ORDER BY 1;
 
 -- Over-represented: a category holding more than 3 times the fair share (1 / categories with a
 -- kept segment) of the kept segments.

@@ -32,7 +32,7 @@ def perceptual_hash(rgba: np.ndarray) -> int:
     """64-bit pHash (imagehash.phash: 32x32 greyscale, DCT, 8x8 low frequencies against their
     median) of the composited square, as an unsigned int; bit 63 is the first coefficient.
     Re-encoding, mild rescaling and small colour shifts move it by a few bits; unrelated
-    crops are typically 20-40 bits apart (docs/audit.md)."""
+    crops are mostly 16-40 bits apart (docs/audit.md)."""
     bits = imagehash.phash(composited_square(rgba)).hash.flatten()
     return int(np.packbits(bits).view(">u8")[0])
 

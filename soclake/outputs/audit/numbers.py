@@ -16,7 +16,7 @@ from soclake.vocab import coco_categories, lvis_names, read_synonyms, read_vocab
 
 TOP_CATEGORIES = 10   # the headline's concentration: share of kept segments in the largest N
 TOP_PROBLEMS = 5      # problems named in the headline
-GROUPS_LISTED = 10_000  # largest near-duplicate groups listed (all are counted; the view has every one)
+GROUPS_LISTED = 2_000  # largest near-duplicate groups listed (all are counted; the view has every one)
 FILL_HINT = ("re-ingest those sources into a new lake (`soclake ingest ... --lake NEW`) to compute them; "
              "until then they are flagged by no rule that needs them")
 
@@ -99,17 +99,15 @@ def _audit(lake: Lake, label: str | None, job: str | None, min_segments: int, ch
         "lake": lake.uri, "filter": chosen, "min_segments": min_segments, "rules": rules,
         "pool": {"funnel": q("SELECT * FROM quality_funnel"),
                  "categories": categories,
-                 "problems": _problems(rules, categories),
+                 "problems": _problems(lake, rules),
                  "near_duplicates": q("SELECT count(*) AS groups, coalesce(sum(segments), 0)::BIGINT AS segments, "
                                       "coalesce(sum(copies), 0)::BIGINT AS copies, "
                                       "count(*) FILTER (WHERE across_sources) AS across_sources, "
                                       "count(*) FILTER (WHERE across_categories) AS across_categories "
                                       "FROM near_duplicate_groups")[0],
-                 "near_duplicate_groups": q(f"SELECT * FROM near_duplicate_groups ORDER BY segments DESC, root "
-                                            f"LIMIT {GROUPS_LISTED}"),
+                 "near_duplicate_groups": q("SELECT * FROM largest_near_duplicate_groups($n)", {"n": GROUPS_LISTED}),
                  "duplicates": q("SELECT * FROM duplicate_segments ORDER BY source, source_uri"),
-                 "size_histogram": q("SELECT power(2, floor(log2(greatest(width, height))))::INT AS side, "
-                                     f"count(*) AS segments FROM {chosen['name']} GROUP BY 1 ORDER BY 1")}}
+                 "size_histogram": q("SELECT * FROM size_histogram($f)", {"f": chosen["name"]})}}
     if label:
         cov = q("SELECT * FROM vocab_coverage('user', min_segments := $m, filter_column := $f)",
                 {"m": min_segments, "f": chosen["name"]})
@@ -134,15 +132,18 @@ def _audit(lake: Lake, label: str | None, job: str | None, min_segments: int, ch
     return result
 
 
-def _problems(rules: list[dict], categories: list[dict]) -> list[dict]:
-    """Per rule of audit_rules: flagged segments and categories, and the per-category counts."""
+def _problems(lake: Lake, rules: list[dict]) -> list[dict]:
+    """Per rule of audit_rules: flagged segments and categories, and the per-category counts
+    (from the materialised category_audit, whose columns are named after the problems)."""
+    columns = lake.query("SELECT * FROM pool_category_audit LIMIT 0").column_names
     out = []
     for r in rules:
         col = r["problem"]
-        by_cat = sorted(({"category": c["category"], "kept": c["kept"], "flagged": c[col],
-                          "share": c[col] / c["kept"]} for c in categories if c[col]),
-                        key=lambda x: (-x["flagged"], x["category"]))
-        out.append({**r, "segments": sum(c[col] for c in categories), "categories": len(by_cat),
+        if col not in columns:
+            raise SoclakeError(f"audit rule {col!r} has no column in category_audit (sql/50_audit.sql)")
+        by_cat = lake.query(f"SELECT category, kept, {col} AS flagged, {col} / kept AS share FROM pool_category_audit "
+                            f"WHERE {col} > 0 ORDER BY flagged DESC, category").to_pylist()
+        out.append({**r, "segments": sum(c["flagged"] for c in by_cat), "categories": len(by_cat),
                     "by_category": by_cat})
     return out
 
