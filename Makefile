@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_POOL := demo-pool
 DEMO_LAKE := demo-lake
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,14 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/soclake jobs --lake $(DEMO_LAKE)
 	$(BIN)/soclake verify --lake $(DEMO_LAKE) --deep
 
-test: $(VENV)/.installed-dev
+# Headless Chromium for the tests that open HTML in a browser (tests/test_audit_browser.py):
+# Debian's chromium (apt, as root; Playwright's own download is not reachable) and Playwright.
+browser-deps: $(VENV)/.installed-dev
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; } \
+	    || { echo "browser-deps: install Debian's chromium as root (apt-get install -y chromium)"; exit 1; }
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install -q playwright
+
+test: $(VENV)/.installed-dev browser-deps
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -103,6 +103,11 @@ COLUMNS = {
     "alpha_fraction": "0.6",
     "alpha_components": "1",
     "soft_edge_fraction": "0.05",
+    "alpha_holes": "0",
+    "alpha_hole_fraction": "0.0",
+    "alpha_mean": "0.93",
+    "phash": "hash(i, 4)",
+    "near_duplicate": "NULL",
     "dominant_color": "'grey'",
     "levels": ("[{'side': greatest(w, h), 'width': w, 'height': h, 'pack': 'packs/segments/bench/p' || i // 20000 || '.tar', "
                "'offset': i * 65536, 'length': 40000}, "
@@ -133,17 +138,19 @@ def duckdb_types(table: str) -> dict[str, str]:
     return {name: typ for name, typ, *_ in con.execute("DESCRIBE _empty").fetchall()}
 
 
-def segments_sql() -> str:
-    """SELECT producing rows of the segments table from the index table `_idx`."""
+def segments_sql(overrides: dict[str, str] | None = None) -> str:
+    """SELECT producing rows of the segments table from the index table `_idx` (`overrides`:
+    other expressions for some columns, e.g. audit_20m.py's near-duplicates)."""
+    columns = {**COLUMNS, **(overrides or {})}
     types = duckdb_types("segments")
-    missing = set(types) ^ set(COLUMNS)
+    missing = set(types) ^ set(columns)
     if missing:
         raise SystemExit(f"COLUMNS and schemas/segments.json disagree on {sorted(missing)}")
-    cols = ",\n    ".join(f"CAST({COLUMNS[name]} AS {typ}) AS {name}" for name, typ in types.items())
+    cols = ",\n    ".join(f"CAST({columns[name]} AS {typ}) AS {name}" for name, typ in types.items())
     return ROWS_SQL.format(columns=cols)
 
 
-def write_segments(folder: str, rows: int) -> None:
+def write_segments(folder: str, rows: int, overrides: dict[str, str] | None = None) -> None:
     """Write the segments parts with DuckDB (in a child process: keeps the parent's RSS clean).
     The row index is a table, not range(), so that every thread scans and writes in parallel."""
     con = duckdb.connect()
@@ -152,7 +159,7 @@ def write_segments(folder: str, rows: int) -> None:
     con.execute("SET enable_progress_bar = false")
     con.execute(f"CREATE TEMP TABLE _idx AS SELECT range AS i FROM range({rows})")
     per_file = max(1, math.ceil(rows / ROW_GROUP / 8))  # about 8 parts
-    con.execute(f"COPY ({segments_sql()}) TO '{folder}' (FORMAT parquet, COMPRESSION zstd, "
+    con.execute(f"COPY ({segments_sql(overrides)}) TO '{folder}' (FORMAT parquet, COMPRESSION zstd, "
                 f"ROW_GROUPS_PER_FILE {per_file}, FILENAME_PATTERN 'part-bench-{{i}}')")
     con.close()
 

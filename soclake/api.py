@@ -70,11 +70,17 @@ def export(lake: Lake | str, job: str, format: str, out: str, **options) -> Expo
 
 
 def audit(lake: Lake | str, vocab: str = "lvis", job: str | None = None, min_segments: int = 10,
-          filter: str = "filter_4", synonyms: str | None = None, out: str | None = None) -> dict:
-    """`soclake audit`: the audit's numbers as a dict; with `out`, also its HTML report."""
-    result = _audit.run_audit(_lake(lake), vocab, job, min_segments, filter, synonyms)
+          filter: str | None = None, synonyms: str | None = None, out: str | None = None,
+          suggest: str | None = None, suggest_images: int | None = None) -> dict:
+    """`soclake audit`: the audit's numbers as a dict (filter: the job's own with `job`, else
+    filter_0); with `out`, also its HTML report; with `suggest`, the gap-filling compose spec
+    written there (what it decided under the key "suggested")."""
+    lake = _lake(lake)
+    result = _audit.run_audit(lake, vocab, job, min_segments, filter, synonyms)
     if out:
         _audit.write_report(result, out)
+    if suggest:
+        result["suggested"] = _audit.suggest_spec(lake, result, suggest, images=suggest_images)
     return result
 
 

@@ -31,17 +31,17 @@ CREATE OR REPLACE VIEW distractors AS
 -- filter keeps. A source without flags (folders, coco, sod, parquet without flag columns)
 -- appears only in filter_0.
 CREATE OR REPLACE VIEW source_filters AS
+    -- one pass over the labelled segments (each filter's predicate as in its view above)
     WITH base AS (SELECT source, any_value(layout) AS layout, count(*) AS filter_0,
                          count(*) FILTER (WHERE is_instance IS NOT NULL OR integrity IS NOT NULL
-                                            OR quality_regularity IS NOT NULL) AS flagged
-                  FROM filter_0 GROUP BY source),
-         f1 AS (SELECT source, count(*) AS n FROM filter_1 GROUP BY source),
-         f2 AS (SELECT source, count(*) AS n FROM filter_2 GROUP BY source),
-         f3 AS (SELECT source, count(*) AS n FROM filter_3 GROUP BY source),
-         f4 AS (SELECT source, count(*) AS n FROM filter_4 GROUP BY source)
-    SELECT base.source, base.layout, base.flagged > 0 AS has_quality_flags, base.flagged, base.filter_0,
-           coalesce(f1.n, 0) AS filter_1, coalesce(f2.n, 0) AS filter_2,
-           coalesce(f3.n, 0) AS filter_3, coalesce(f4.n, 0) AS filter_4
-    FROM base LEFT JOIN f1 USING (source) LEFT JOIN f2 USING (source)
-              LEFT JOIN f3 USING (source) LEFT JOIN f4 USING (source)
+                                            OR quality_regularity IS NOT NULL) AS flagged,
+                         count(*) FILTER (WHERE is_instance IS TRUE) AS filter_1,
+                         count(*) FILTER (WHERE integrity IS TRUE) AS filter_2,
+                         count(*) FILTER (WHERE quality_regularity IS TRUE) AS filter_3,
+                         count(*) FILTER (WHERE is_instance IS TRUE AND integrity IS TRUE
+                                            AND quality_regularity IS TRUE) AS filter_4
+                  FROM filter_0 GROUP BY source)
+    SELECT source, layout, flagged > 0 AS has_quality_flags, flagged, filter_0,
+           filter_1, filter_2, filter_3, filter_4
+    FROM base
     ORDER BY 1;

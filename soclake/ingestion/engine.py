@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from soclake import imaging, storage, vocab
 from soclake.errors import RejectedItem, SoclakeError
+from soclake.ingestion import audit_columns, near_duplicates
 from soclake.ingestion.detect import nothing_accepted
 from soclake.ingestion.files import read_file
 from soclake.ingestion.layouts import LAYOUTS
@@ -192,6 +193,7 @@ def build_segment(cut: Cutout, options: IngestOptions) -> tuple:
         "source_width": cut.source_size[0], "source_height": cut.source_size[1],
         "crop_x": cut.offset[0] + dx, "crop_y": cut.offset[1] + dy,
         **imaging.mask_stats(crop[..., 3]),
+        **audit_columns.columns(crop, small),
         "dominant_color": imaging.dominant_color(small),
         "codec": options.level_codec, "sha256": cut.sha256,
         "levels": [{"side": s, "width": lv.shape[1], "height": lv.shape[0]} for s, lv in zip(sides, levels)],
@@ -264,6 +266,8 @@ class Sink:
                 self._place(row, pack, placed)
                 rows.append(row)
         new_categories = self._assign_categories(rows) if self.kind == "segments" else []
+        if self.kind == "segments":
+            near_duplicates.mark(self.lake, rows)
         part = f"{self.run}-{self.seq:05d}"
         self.lake.append("categories", to_table("categories", new_categories), part)
         self.lake.append(self.kind, to_table(self.kind, rows), part)
