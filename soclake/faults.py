@@ -11,6 +11,7 @@ Points, in the order a shard passes them:
   tar-written  the shard file is in place, its table parts are not
   parts-written  its table parts are in place, its manifest part (the commit) is not
   committed    the manifest part is in place
+  export       an export has a temporary file (and its scratch folder) half written
 
 Unset (always, outside tests), a point costs one dictionary lookup.
 """

@@ -11,6 +11,7 @@ import re
 JOBS = "jobs"
 POOL_SNAPSHOT_CACHE = "cache/pool_snapshot.json"
 """Per-part digests of the pool tables (soclake.lake.snapshot); a cache, safe to delete."""
+QUARANTINE = "quarantine"
 SHARD_FILE = re.compile(r"^shard-(\d{6})\.tar$")
 MARKER = re.compile(r"^" + JOBS + r"/([^/]+)/([^/]+)/job\.json$")
 
@@ -61,6 +62,29 @@ def job_index_uri(job: str) -> str:
 def part_name(job: str, fingerprint: str, shard: int) -> str:
     """The name of a shard's table parts: part-<this>.parquet in every table it writes."""
     return f"{job}-{fingerprint}-{shard:06d}"
+
+
+SHARD_PART = re.compile(r"^part-(.+)-([0-9a-f]{16})-(\d{6})\.parquet$")
+
+
+RUN_PART = re.compile(r"^part-(.+)-([0-9a-f]{16})\.parquet$")
+
+
+def parse_run_part_name(uri: str) -> tuple[str, str] | None:
+    """(job, fingerprint) of a run's plan or sampling_weights part file, else None."""
+    m = RUN_PART.match(posixpath.basename(uri))
+    return (m.group(1), m.group(2)) if m else None
+
+
+def parse_part_name(uri: str) -> tuple[str, str, int] | None:
+    """(job, fingerprint, shard) of a shard's table part file, else None (ingest and plan parts)."""
+    m = SHARD_PART.match(posixpath.basename(uri))
+    return (m.group(1), m.group(2), int(m.group(3))) if m else None
+
+
+def quarantine_uri(relpath: str) -> str:
+    """Where `soclake verify --repair` moves a damaged or orphaned file of the lake (never read)."""
+    return f"{QUARANTINE}/{relpath}"
 
 
 def shard_number(uri: str) -> int | None:

@@ -13,7 +13,9 @@ import hashlib
 import os
 import posixpath
 import re
+import shutil
 import socket
+import stat
 import tempfile
 import urllib.request
 import uuid
@@ -53,13 +55,22 @@ def join(*parts: str) -> str:
 
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{12}$")
+LOCAL = LocalFileSystem()
+"""The local filesystem, for writers of plain output folders (exports, reports, show)."""
+
+
+def temp_name(path: str) -> str:
+    """A unique hidden name beside `path` that says which process writes it, so a sweep can
+    tell an abandoned one (abandoned_temp)."""
+    return posixpath.join(posixpath.dirname(path),
+                          f".{posixpath.basename(path)}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
 
 
 def abandoned_temp(path: str) -> bool:
-    """Whether `path` is the temporary file of a write whose process is gone: written from this
-    host (another host's temporaries are never judged here), by a pid that no longer exists,
-    and not locked (a writer holds an flock on its temporary, which also covers containers that
-    share a host name but not a pid namespace)."""
+    """Whether `path` is the temporary file (or folder) of a write whose process is gone:
+    written from this host (another host's temporaries are never judged here), by a pid that no
+    longer exists, and not locked (a writer holds an flock on its temporary, which also covers
+    containers that share a host name but not a pid namespace)."""
     m = TEMP_NAME.match(posixpath.basename(path))
     if not m or m["host"] != _HOST:
         return False
@@ -71,11 +82,16 @@ def abandoned_temp(path: str) -> bool:
     except ProcessLookupError:
         pass
     try:
-        with open(path, "rb") as f:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-    except (BlockingIOError, FileNotFoundError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # gone, or a link: not ours
         return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def abandoned_temps(fs: fsspec.AbstractFileSystem, folder: str, final_prefix: str = "") -> list[str]:
@@ -86,9 +102,53 @@ def abandoned_temps(fs: fsspec.AbstractFileSystem, folder: str, final_prefix: st
                   if n.startswith("." + final_prefix) and abandoned_temp(join(folder, n)))
 
 
+def remove_abandoned(folder: str) -> int:
+    """Remove what killed writers left directly in a local `folder` (temporary files and
+    temporary folders); returns how many."""
+    found = abandoned_temps(LOCAL, folder)
+    for path in found:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return len(found)
+
+
+def check_destination(path: str) -> None:
+    """A file soclake is about to write must be absent or a regular file: it never writes
+    through a symbolic link, nor over a folder, FIFO or device."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise SoclakeError(f"{path} is a symbolic link; soclake never writes through a link: remove it or "
+                           "write elsewhere")
+    if not stat.S_ISREG(st.st_mode):
+        raise SoclakeError(f"{path} exists and is not a regular file; remove it or write elsewhere")
+
+
+def make_folder(path: str) -> str:
+    """Create a local output folder (and its parents); an existing link or non-folder at
+    `path` is an error naming it, so files are never written into a folder a link points to."""
+    if os.path.islink(path):
+        raise SoclakeError(f"{path} is a symbolic link; soclake writes its output only into real folders: "
+                           "remove the link or write elsewhere")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise SoclakeError(f"{path} exists and is not a folder; remove it or write elsewhere") from None
+    return path
+
+
 @contextlib.contextmanager
 def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
-    """Open `path` for binary writing so that readers see either nothing or the whole file."""
+    """Open `path` for binary writing so that readers see either nothing or the whole file.
+
+    Every writer of the project uses it. Locally: a new temporary beside the destination
+    (O_CREAT|O_EXCL|O_NOFOLLOW: never an existing file or a link), fsync, rename over the
+    destination; a destination that is a link or not a regular file is an error naming it."""
     if not is_local(fs):
         # not fs.open(path, "wb"): leaving its block on an exception would still commit the
         # part written so far
@@ -97,20 +157,37 @@ def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]
             tmp.flush()
             fs.put_file(tmp.name, path)
         return
+    path = os.path.abspath(path)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    # the name says which process writes it, so a sweep can tell an abandoned one (abandoned_temp)
-    tmp = posixpath.join(posixpath.dirname(path),
-                         f".{posixpath.basename(path)}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    check_destination(path)
+    tmp = temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             fcntl.flock(f, fcntl.LOCK_EX)  # held while writing: see abandoned_temp
             yield f
             f.flush()
             os.fsync(f.fileno())
+        check_destination(path)  # a link planted meanwhile is named, not replaced (rename never follows it)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def temp_folder(parent: str, what: str) -> Iterator[str]:
+    """A private scratch folder inside `parent` (a local output folder) for one process,
+    removed on exit; one left by a killed process is found by remove_abandoned(parent)."""
+    path = temp_name(posixpath.join(parent, what))
+    os.mkdir(path, 0o700)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held while in use: see abandoned_temp
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
 
 
 def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
@@ -148,11 +225,18 @@ def _local_du(path: str) -> int:
     return total
 
 
-def fetch(url: str, storage_options: dict | None = None) -> bytes:
+def fetch(url: str, storage_options: dict | None = None, max_bytes: int | None = None) -> bytes:
     """Whole-object read of a local path, http(s) URL or any fsspec URL (s3:// needs s3fs;
-    credentials and endpoint from the usual environment or `storage_options`)."""
+    credentials and endpoint from the usual environment or `storage_options`). With
+    `max_bytes`, at most max_bytes + 1 bytes are ever read: a longer object is a ValueError
+    (a host that sends more than the index says is not believed, nor waited for)."""
+    limit = -1 if max_bytes is None else max_bytes + 1
     if url.startswith(("http://", "https://")):
         with urllib.request.urlopen(url, timeout=60) as r:
-            return r.read()
-    with fsspec.open(url, "rb", **(storage_options or {})) as f:
-        return f.read()
+            data = r.read(limit) if limit >= 0 else r.read()
+    else:
+        with fsspec.open(url, "rb", **(storage_options or {})) as f:
+            data = f.read(limit)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ValueError(f"{url} is longer than the {max_bytes:,} bytes expected")
+    return data

@@ -161,8 +161,8 @@ def test_shards_read_with_webdataset_and_tarfile(sample_lake):
 
 
 def test_failed_segment_read_uses_fallback(sample_lake, tmp_path):
-    from soclake.render.compose import render_image
-    spec = job_spec("fallback", job={"images": 2, "shard_size": 2})
+    from soclake.render.compose import UnreadablePixels, render_image
+    spec = job_spec("fallback", job={"images": 2, "shard_size": 2}, render={"on_unreadable": "replace"})
     job = jobs.prepare(sample_lake, spec)
     with sample_lake.writer_lock():
         jobs.plan(sample_lake, job)
@@ -180,6 +180,8 @@ def test_failed_segment_read_uses_fallback(sample_lake, tmp_path):
     if fallback != broken:
         assert out.replaced >= 1 and (not replaced or replaced[0]["segment_id"] == fallback)
     assert out.info["failed_reads"][0]["segment_id"] == broken
+    with pytest.raises(UnreadablePixels, match=f"segment {broken} cannot be read"):  # the default: fail
+        render_image(row, segs, task["backgrounds"], sample_lake.read_range, {**task["render"], "on_unreadable": "fail"}, {})
 
 
 def test_unsatisfiable_constraints_fail_before_rendering(sample_lake):

@@ -97,21 +97,26 @@ def test_stream_yields_the_samples_and_counts_the_skipped_members(hostile, guard
     guard()
 
 
-def test_export_writes_only_the_selected_members_inside_its_folder(hostile, guard, tmp_path):
+def test_export_writes_only_the_selected_members_inside_its_folder(hostile, guard, tmp_path, capsys):
     """Panoptic PNGs and --images composites land in their folders and nowhere else; a symlink
-    planted in the output folder is replaced, not written through."""
+    planted in the output folder is an error naming it, never written through (nor replaced)."""
     lake = hostile[0]
     secret = tmp_path / "secret.txt"
     secret.write_text("keep me")
     out = tmp_path / "out"
     (out / "images").mkdir(parents=True)
-    os.symlink(secret, out / "images" / "000000000.rgba.png")
+    link = out / "images" / "000000000.rgba.png"
+    os.symlink(secret, link)
     code = main(["export", "--lake", lake.root, "--job", "hj", "--format", "panoptic", "--out", str(out), "--images"])
-    assert code == 0
+    assert code == 2
+    assert f"{link} is a symbolic link" in capsys.readouterr().err
+    assert os.path.islink(link) and secret.read_text() == "keep me"
+    os.unlink(link)
+    assert main(["export", "--lake", lake.root, "--job", "hj", "--format", "panoptic", "--out", str(out),
+                 "--images"]) == 0
     keys = [f"00000000{i}" for i in range(4)]
     assert sorted(os.listdir(out / "panoptic")) == [f"{k}.png" for k in keys]
     assert sorted(os.listdir(out / "images")) == [f"{k}.rgba.png" for k in keys]
-    assert not os.path.islink(out / "images" / "000000000.rgba.png")
     assert secret.read_text() == "keep me"
     assert sorted(os.listdir(out)) == ["images", "panoptic", "panoptic.json"]
     guard("out", "secret.txt")

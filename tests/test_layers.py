@@ -53,7 +53,7 @@ def test_every_lazy_extra_import_says_why():
 # registries, the lake's connection (its SQL is hashed where it decides: sql/queries, filters)
 NOT_DECIDING = {"soclake", "soclake.errors", "soclake.resources", "soclake.registry", "soclake.faults",
                 "soclake.storage", "soclake.paths", "soclake.parallel", "soclake.lake", "soclake.lake.lake",
-                "soclake.lake.schemas", "soclake.lake.sqlfiles", "soclake.lake.packs", "soclake.spec",
+                "soclake.lake.schemas", "soclake.lake.sqlfiles", "soclake.lake.packs", "soclake.lake.sandbox", "soclake.spec",
                 "soclake.spec.model", "soclake.spec.rules", "soclake.stages.base"}
 
 

@@ -29,6 +29,7 @@ from soclake.cli import (
 )
 from soclake.cli.common import HelpFormatter
 from soclake.errors import SoclakeError
+from soclake.outputs.verify import damaged_parts_note
 
 COMMANDS = {"ingest": ingest, "sql": sql, "info": info, "plan": plan, "run": run, "jobs": jobs, "show": show,
             "export": export, "stats": stats, "audit": audit, "feedback": feedback, "verify": verify,
@@ -61,7 +62,7 @@ def _dispatch(args) -> int:
         print(f"soclake: error: {e}", file=sys.stderr)
         return 2
     except duckdb.Error as e:
-        print(f"soclake: SQL error: {e}", file=sys.stderr)
+        print(f"soclake: SQL error: {e}{damaged_parts_note(getattr(args, 'lake', None))}", file=sys.stderr)
         return 2
     except OSError as e:
         if e.errno not in STORAGE_ERRNOS:

@@ -15,7 +15,6 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Iterator
 
-import duckdb
 import ijson
 import pyarrow as pa
 from pycocotools import mask as mask_utils
@@ -27,6 +26,7 @@ from soclake.formats import check_format
 from soclake.imaging import open_image
 from soclake.ingestion import coco as coco_reader
 from soclake.ingestion.files import read_file
+from soclake.lake import sandbox
 from soclake.shards import index as shard_index
 from soclake.shards.tar import sample_key, tar_bytes
 
@@ -97,7 +97,7 @@ def _bad_images(annotations: str, images: dict, categories: dict) -> dict[int, s
 
 def _grouped(tmp: str, image_ids: list[int]) -> Iterator[tuple[int, list[dict]]]:
     """(image_id, annotations) for every image id in order, images without any included."""
-    con = duckdb.connect()
+    con = sandbox.connect()
     con.register("ids", pa.table({"image_id": pa.array(image_ids, pa.int64())}))
     cur = con.execute("SELECT i.image_id, list(struct_pack(a.ann_id, a.category_id, a.segmentation, a.bbox) "
                       "ORDER BY a.ann_id) FILTER (WHERE a.ann_id IS NOT NULL) FROM ids i LEFT JOIN read_parquet(?) a "
@@ -210,6 +210,8 @@ def shards_from_coco(annotations: str, images_dir: str, out: str, shard_size: in
     if shard_size < 1:
         raise SoclakeError(f"--shard-size must be at least 1, got {shard_size}")
     fs, root = storage.resolve(out)
+    if storage.is_local(fs):  # shards are written only into a real folder, never through a link
+        storage.make_folder(storage.join(root, "shards"))
     summary = Summary(out, name or os.path.basename(root) or "coco")
     shards, batch, batch_instances = [], [], 0
 

@@ -17,7 +17,6 @@ import tempfile
 from typing import Iterator
 from urllib.parse import urlparse
 
-import duckdb
 import ijson
 import numpy as np
 import pyarrow as pa
@@ -28,6 +27,7 @@ from soclake import imaging
 from soclake.errors import RejectedItem, SoclakeError
 from soclake.ingestion.engine import Cutout, IngestOptions, Task, check_category, check_relpath
 from soclake.ingestion.files import Utf8Marked, has_bad_text, read_file
+from soclake.lake import sandbox
 
 KIND = "segments"
 
@@ -282,7 +282,7 @@ def scan(source: str, options: IngestOptions) -> Iterator[Task]:
         cat_info, image_lists = extras.get("categories", {}), extras.get("images", {})
         for uri, reason, detail in rejects:
             yield Task(uri=uri, reject=(reason, detail))
-        con = duckdb.connect()
+        con = sandbox.connect()
         grouped = con.execute("SELECT image_id, list(struct_pack(ann_id, category_id, segmentation, bbox) "
                               "ORDER BY ann_id) FROM read_parquet(?) GROUP BY image_id ORDER BY image_id", [tmp])
         while batch := grouped.fetchmany(256):

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any, Iterable, Iterator
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
@@ -30,7 +29,7 @@ from soclake.errors import RejectedItem, SoclakeError
 from soclake.ingestion.detect import nothing_accepted
 from soclake.ingestion.files import read_file
 from soclake.ingestion.layouts import LAYOUTS
-from soclake.lake import Lake
+from soclake.lake import Lake, sandbox
 from soclake.lake.packs import write_pack
 from soclake.lake.schemas import to_table
 from soclake.vocab import canonical_category
@@ -327,7 +326,7 @@ def _skip_known(lake: Lake, kind: str, source: str, tasks: Iterable[Task], summa
     if not known_sql:  # only rejects so far, and they are to be retried
         yield from tasks
         return
-    con = duckdb.connect()
+    con = sandbox.connect()
     if not storage.is_local(lake.fs):
         con.register_filesystem(lake.fs)
     buf: list[Task] = []

@@ -12,13 +12,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import duckdb
 import ijson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from soclake.errors import RejectedItem
 from soclake.formats import IMAGE_EXTENSIONS, OTHER_IMAGE_EXTENSIONS
+from soclake.lake import sandbox
 from soclake.lake.sqlfiles import sql_string
 
 IMAGE_EXTS = set(IMAGE_EXTENSIONS)
@@ -195,7 +195,7 @@ class StagedJson:
     def lookup(self, keys: list[str], columns: list[str]) -> dict[str, dict]:
         if self.path is None or not keys:
             return {}
-        con = duckdb.connect()
+        con = sandbox.connect()
         con.register("_keys", pa.table({"key": keys}))
         cols = ", ".join(f"s.{c}" for c in columns)
         rows = con.execute(f"SELECT s.key, {cols} FROM read_parquet(?) s "
@@ -239,7 +239,7 @@ def stage_json(path: str, label: str, schema: pa.Schema,
         return StagedJson(None, [(name, "malformed_json", f"{label} file {path} is not a valid JSON "
                                   f"object ({type(e).__name__}: {str(e)[:200]}); fix or omit it")])
     deduped = out + ".dedup.parquet"
-    con = duckdb.connect()
+    con = sandbox.connect()
     # COPY takes no parameter for its target: the temp path is quoted as a SQL string literal
     con.execute("COPY (SELECT * EXCLUDE (seq) FROM read_parquet(?) QUALIFY row_number() OVER "
                 f"(PARTITION BY key ORDER BY seq DESC) = 1 ORDER BY key) TO {sql_string(deduped)} (FORMAT parquet)",

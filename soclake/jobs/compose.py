@@ -44,14 +44,24 @@ class RunSummary(runner.Summary):
     dropped: int = 0
     unseen: int = 0  # of the dropped: visible in area, but not shown by the final pixels
     replaced: int = 0
+    unreadable: int = 0
 
-    COUNTS = ("images", "instances", "dropped", "unseen", "replaced")
+    COUNTS = ("images", "instances", "dropped", "unseen", "replaced", "unreadable")
 
     def describe(self) -> str:
         return (f"job {self.job} [{self.fingerprint}]: rendered {self.shards_rendered} shard(s) "
                 f"{self.not_rendered()}: {self.images} images, {self.instances} instances, "
                 f"{self.dropped} dropped ({self.dropped - self.unseen} too small a visible area, {self.unseen} not "
-                f"shown by the final pixels), {self.replaced} replaced segments, {self.timing()}\n{self.where()}")
+                f"shown by the final pixels), {self.replaced} replaced segments, {self.unreadable_note()}"
+                f"{self.timing()}\n{self.where()}")
+
+    def unreadable_note(self) -> str:
+        """Segment reads that failed in shards committed anyway (the spec's [render] on_unreadable
+        allowed it): said, never silent."""
+        if not self.unreadable:
+            return ""
+        return (f"{self.unreadable} segment read(s) FAILED and were replaced or dropped as [render] on_unreadable "
+                "allows (see failed_reads in the samples; `soclake verify --deep` lists them), ")
 
 
 def _inputs_digest(spec: JobSpec) -> str:
@@ -129,7 +139,8 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
     t0 = time.perf_counter()
     provenance = {"job": task["job"], "fingerprint": task["fingerprint"], "code_version": task["code_version"]}
     samples, images, anns = [], [], []
-    stats = {"shard": task["shard"], "images": 0, "instances": 0, "dropped": 0, "unseen": 0, "replaced": 0}
+    stats = {"shard": task["shard"], "images": 0, "instances": 0, "dropped": 0, "unseen": 0, "replaced": 0,
+             "unreadable": 0}
     for row in task["plan"]:
         out = render_image(row, task["segments"], task["backgrounds"], lake.read_range, task["render"], provenance)
         samples.append((row["key"], out.members))
@@ -151,6 +162,7 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
         stats["dropped"] += out.dropped
         stats["unseen"] += out.unseen
         stats["replaced"] += out.replaced
+        stats["unreadable"] += out.unreadable
         faults.point("render")
     commit_shard(lake, task["job"], task["fingerprint"], STAGE, task["shard"], tar_bytes(samples), {"images": to_table("images", images), "annotations": to_table("annotations", anns)},
                  [f"pool:{task['fingerprint']}"], task["code_version"], task["params"])

@@ -10,7 +10,7 @@ import fcntl
 import json
 import uuid
 import warnings
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from soclake import storage
 from soclake.errors import NoLockWarning, SoclakeError
+from soclake.lake import sandbox
 from soclake.lake.schemas import table_names, table_schema
 from soclake.lake.sqlfiles import sql_string
 from soclake.resources import data_dir
@@ -25,6 +26,16 @@ from soclake.vocab import coco_categories, lvis_names
 
 MARKER = "soclake.json"
 LAKE_FORMAT = 1
+
+
+REPAIR = "run `soclake verify --repair` (it names the damaged parts and moves them to quarantine/)"
+
+
+def damaged_table(uri: str, table: str, e: Exception) -> SoclakeError:
+    """A table DuckDB cannot read (a truncated, junk or mistyped part): the error names the
+    file DuckDB names and the fix."""
+    first = str(e).strip().splitlines()[0][:400] if str(e).strip() else type(e).__name__
+    return SoclakeError(f"table {table} of {uri} cannot be read ({first}); {REPAIR}")
 
 
 class Lake:
@@ -45,6 +56,8 @@ class Lake:
             except OSError as e:
                 raise SoclakeError(f"cannot create a lake at {self.uri!r}: {e}") from None
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._safe_con: duckdb.DuckDBPyConnection | None = None
+        self._excluded: set[str] = set()
 
     def __repr__(self) -> str:
         tables = [t for t in table_names() if self.table_parts(t)]
@@ -126,30 +139,64 @@ class Lake:
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        """DuckDB connection with one view per table and every view of sql/*.sql."""
+        """The operator's DuckDB connection: one view per table and every view of sql/*.sql,
+        with DuckDB's full power (COPY TO anywhere: exports). SQL from anyone else goes to
+        safe_connection."""
         if self._con is None:
-            self._con = self._connect()
+            self._con = self._define_views(sandbox.connect())
         return self._con
 
+    @property
+    def safe_con(self) -> duckdb.DuckDBPyConnection:
+        """This lake's sandboxed connection (safe_connection), kept open: the planner defines the
+        spec's [pool] where predicate on it."""
+        if self._safe_con is None:
+            self._safe_con = self.safe_connection()
+        return self._safe_con
+
+    def safe_connection(self) -> duckdb.DuckDBPyConnection:
+        """A new connection with the same views that reads nothing but this lake's files: no
+        other file, URL, extension, setting or SET (soclake.lake.sandbox). For SQL that is not
+        the operator's own: spec predicates, `soclake sql --safe`, any remote console; run
+        untrusted queries through safe_query, which also refuses anything but one SELECT."""
+        con = self._define_views(sandbox.sandboxed())
+        return sandbox.lock_down(con, [self.uri_of(self.root)])
+
+    def safe_query(self, sql: str, what: str = "the query") -> pa.Table:
+        """An untrusted query on the sandboxed connection: one SELECT, refused functions and
+        files outside the lake are clear errors that echo nothing they read."""
+        sandbox.check_query(self.safe_con, sql, what)
+        try:
+            return self.safe_con.sql(sql).to_arrow_table()
+        except duckdb.Error as e:
+            raise sandbox.explain(e, what) from None
+
     def _invalidate(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        for con in (self._con, self._safe_con):
+            if con is not None:
+                con.close()
+        self._con = self._safe_con = None
 
     def refresh(self) -> None:
         """Re-read the table folders (after another process wrote to the lake)."""
         self.fs.invalidate_cache()  # object-store listings are cached per filesystem instance
         self._invalidate()
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
+    def _define_views(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         if not storage.is_local(self.fs):
             con.register_filesystem(self.fs)
         for table in table_names():
-            if self.table_parts(table):
-                glob = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet")))
-                # a view takes no parameters: the table name is from the schema files, the path a quoted literal
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({glob}, union_by_name=true)")
+            all_parts = self.table_parts(table)
+            parts = [p for p in all_parts if p not in self._excluded]
+            if parts:
+                # a view takes no parameters: the table name is from the schema files, paths quoted literals
+                source = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet"))) \
+                    if len(parts) == len(all_parts) else "[" + ", ".join(sql_string(self.uri_of(p)) for p in parts) + "]"
+                try:
+                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({source}, union_by_name=true)")
+                except duckdb.Error as e:  # DuckDB reads every part's footer here
+                    con.close()
+                    raise damaged_table(self.uri, table, e) from None
             else:
                 con.register(f"_empty_{table}", table_schema(table).empty_table())
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
@@ -161,6 +208,12 @@ class Lake:
         for sql_file in sorted(data_dir("sql").glob("*.sql")):
             con.execute(sql_file.read_text())
         return con
+
+    def exclude_parts(self, parts: Iterable[str]) -> None:
+        """Read the lake as if these part files (absolute paths) were not there: `soclake verify`
+        checks the rest of a lake whose damaged parts it has found."""
+        self._excluded |= set(parts)
+        self._invalidate()
 
     def query(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table:
         """Run SQL against the lake's views and return the whole result as Arrow."""

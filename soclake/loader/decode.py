@@ -32,6 +32,7 @@ def decode_sample(sample: dict, task: str, resize: tuple[int, int] | None = None
                                                                        for i in insts]
     out = {"__key__": sample["__key__"], "image": image, "boxes": boxes, "labels": np.array(ids, np.int64)}
     if task == "segmentation":
+        check_rle_sizes(insts, image.shape[:2])
         rles = [{"size": i["segmentation"]["size"], "counts": i["segmentation"]["counts"]} for i in insts]
         out["masks"] = (np.transpose(mask_utils.decode(rles), (2, 0, 1)) if rles
                         else np.zeros((0, *image.shape[:2]), np.uint8))
@@ -41,6 +42,16 @@ def decode_sample(sample: dict, task: str, resize: tuple[int, int] | None = None
         out = _resize(out, resize)
     out["__padded__"] = sample.get("__padded__", False)
     return out
+
+
+def check_rle_sizes(insts: list[dict], shape: tuple[int, int]) -> None:
+    """Every instance mask is the image's size: a hostile [30000, 30000] would otherwise
+    allocate 900 MB per instance before anything noticed (the sample is bad: ValueError)."""
+    for i in insts:
+        size = i.get("segmentation", {}).get("size")
+        if list(size or []) != [shape[0], shape[1]]:
+            raise ValueError(f"instance {i.get('ann_id')}: mask size {str(size)[:40]} is not the image's "
+                             f"{shape[0]}x{shape[1]}")
 
 
 def label_map(categories: list[str] | dict[str, int]) -> dict[str, int]:

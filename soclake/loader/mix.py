@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from soclake import documents
 from soclake.errors import SoclakeError
 from soclake.loader.decode import decode_sample, label_map
 from soclake.loader.stream import Stream
@@ -244,9 +245,11 @@ def _read_manifest(path: str) -> dict:
         raise SoclakeError(f"cannot read mix manifest {path}: {e.strerror}") from None
     try:
         if path.endswith(".json"):
-            raw = json.loads(data)
+            raw = documents.parse_json(data, f"mix manifest {path}")
         else:
-            raw = parse_toml(data.decode())
+            raw = parse_toml(data.decode(), f"mix manifest {path}")
+    except documents.DocumentError:
+        raise
     except (ValueError, UnicodeDecodeError) as e:
         raise SoclakeError(f"mix manifest {path} is not valid {'JSON' if path.endswith('.json') else 'TOML'}: "
                            f"{e}") from None

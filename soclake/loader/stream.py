@@ -179,7 +179,8 @@ class Stream:
             if cache is None or cache[0] != piece.shard:
                 meta = self.index["shards"][piece.shard]
                 try:
-                    data = storage.fetch(self._url(piece.shard), self.storage_options)
+                    # never more than the index's byte count + 1: a host sending more is not believed
+                    data = storage.fetch(self._url(piece.shard), self.storage_options, meta["bytes"])
                     skipped: list[str] = []
                     cache = (piece.shard, read_shard(data, meta["sha256"] if self.verify else None,
                                                      lambda name, why: skipped.append(f"{name[:100]!r} ({why})")))

@@ -14,6 +14,7 @@ import os
 import pyarrow as pa
 from matplotlib.figure import Figure
 
+from soclake import storage
 from soclake.errors import SoclakeError
 from soclake.lake import Lake, catalog
 from soclake.outputs.tables import print_table
@@ -267,9 +268,7 @@ def write_report(result: dict, path: str) -> tuple[str, str]:
            "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
            "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>"
            f"<h1>soclake audit of {html.escape(result['lake'])}</h1>" + "".join(sections) + "</body></html>")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(doc)
     json_path = os.path.splitext(path)[0] + ".json"
-    with open(json_path, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1, default=str)
+    storage.write_bytes(storage.LOCAL, path, doc.encode())  # never through a link planted at the name
+    storage.write_bytes(storage.LOCAL, json_path, json.dumps(result, indent=1, default=str).encode())
     return path, json_path

@@ -11,12 +11,11 @@ import os
 import shutil
 import sys
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from soclake import __version__
+from soclake import __version__, faults, storage
 from soclake.errors import SoclakeError
 from soclake.lake import Lake, catalog
 from soclake.lake.sqlfiles import sql_string
@@ -78,20 +77,19 @@ def _color(i: int) -> list[int]:
 
 
 def _write_document(lake: Lake, path: str, head: dict, arrays: list[tuple[str, str]], params: dict) -> None:
-    """{head..., name: <DuckDB query as a JSON array>, ...} without holding the arrays in memory."""
-    tmp = tempfile.mkdtemp(prefix="soclake-export-")
-    try:
-        with open(path + ".tmp", "wb") as out:
-            out.write(json.dumps(head)[:-1].encode())
-            for name, query in arrays:
-                part = os.path.join(tmp, f"{name}.json")
-                _copy_json_array(lake, query, params, part)
-                out.write(f', "{name}": '.encode())
-                _splice(out, part)
-            out.write(b"}\n")
-        os.replace(path + ".tmp", path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """{head..., name: <DuckDB query as a JSON array>, ...} without holding the arrays in memory.
+    DuckDB writes the arrays into a private scratch folder inside the output folder (never the
+    system temp folder), removed on exit; a killed export's is removed by the next one."""
+    with storage.temp_folder(os.path.dirname(path), "export") as tmp, \
+            storage.atomic_open(storage.LOCAL, path) as out:
+        out.write(json.dumps(head)[:-1].encode())
+        for name, query in arrays:
+            part = os.path.join(tmp, f"{name}.json")
+            _copy_json_array(lake, query, params, part)
+            out.write(f', "{name}": '.encode())
+            _splice(out, part)
+            faults.point("export")  # the tests kill an export here
+        out.write(b"}\n")
 
 
 def _info(job: str, fp: str, split: str) -> dict:
@@ -144,7 +142,7 @@ def export_odvg(lake: Lake, fp: str, job: str, split: str, out: str) -> tuple[li
     reader = lake.con.sql("SELECT file_name, width, height, instances FROM odvg WHERE fingerprint = $fp AND image_id "
                           "IN (SELECT image_id FROM _export_images) ORDER BY image_id", params={"fp": fp}).to_arrow_reader()
     n = 0
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    with storage.atomic_open(storage.LOCAL, path) as f:
         for batch in reader:
             for row in batch.to_pylist():
                 insts = row["instances"] or []
@@ -157,12 +155,11 @@ def export_odvg(lake: Lake, fp: str, job: str, split: str, out: str) -> tuple[li
                                         "regions": [{"bbox": box, "phrase": i["category"],
                                                      "tokens_positive": [spans[i["category"]]]}
                                                     for box, i in zip(boxes, insts)]}}
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write((json.dumps(record, ensure_ascii=False) + "\n").encode())
                 n += len(insts)
-    os.replace(path + ".tmp", path)
     label_map = os.path.join(out, "label_map.json")
-    with open(label_map, "w", encoding="utf-8") as f:
-        json.dump({str(c["id"]): c["name"] for c in _category_list(lake, False)}, f, ensure_ascii=False)
+    names = {str(c["id"]): c["name"] for c in _category_list(lake, False)}
+    storage.write_bytes(storage.LOCAL, label_map, json.dumps(names, ensure_ascii=False).encode())
     return [path, label_map], n
 
 
@@ -194,8 +191,9 @@ def export_odvg_refexp(lake: Lake, job: str, fp: str, out: str) -> tuple[list[st
     shards = [r[0] for r in lake.con.execute("SELECT shard_uri FROM manifest WHERE fingerprint = ? AND stage = 'refexp' "
                                              "ORDER BY shard", [fp]).fetchall()]
     path, n = os.path.join(out, "odvg.jsonl"), 0
-    os.makedirs(out, exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+    storage.make_folder(out)
+    storage.remove_abandoned(out)
+    with storage.atomic_open(storage.LOCAL, path) as f:
         for shard in shards:
             with lake.fs.open(lake.path(shard), "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
                 sample: dict = {}
@@ -209,7 +207,6 @@ def export_odvg_refexp(lake: Lake, job: str, fp: str, out: str) -> tuple[list[st
                         sample = {"key": key}
                     sample[ext] = tar.extractfile(m).read()
                 n += _write_refexp_records(f, sample)
-    os.replace(path + ".tmp", path)
     return [path], n
 
 
@@ -223,8 +220,8 @@ def _write_refexp_records(f, sample: dict) -> int:
     for caption, spans in chunk_expressions(grounded):
         regions = [{"bbox": [boxes[t][0], boxes[t][1], boxes[t][0] + boxes[t][2], boxes[t][1] + boxes[t][3]],
                     "phrase": e["text"], "tokens_positive": [span]} for e, span in spans for t in e["targets"]]
-        f.write(json.dumps({"filename": info["file_name"], "height": info["height"], "width": info["width"],
-                            "grounding": {"caption": caption, "regions": regions}}, ensure_ascii=False) + "\n")
+        f.write((json.dumps({"filename": info["file_name"], "height": info["height"], "width": info["width"],
+                             "grounding": {"caption": caption, "regions": regions}}, ensure_ascii=False) + "\n").encode())
         n += len(spans)
     return n
 
@@ -237,7 +234,8 @@ def extract_members(lake: Lake, fp: str, targets: dict[str, str], rename=lambda 
         "SELECT DISTINCT i.shard_uri FROM committed_images i JOIN _export_images e USING (image_id) "
         "WHERE i.fingerprint = ? ORDER BY 1", [fp]).fetchall()]
     for folder in targets.values():
-        os.makedirs(folder, exist_ok=True)
+        storage.make_folder(folder)
+        storage.remove_abandoned(folder)
     n = 0
     for shard in shards:
         with lake.fs.open(lake.path(shard), "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
@@ -263,19 +261,12 @@ def _skipped(shard: str, m: tarfile.TarInfo) -> None:
 
 
 def _write_inside(folder: str, name: str, data) -> None:
-    """Write a file named `name` directly in `folder` through a temporary file and a rename, so
-    a symlink already sitting at the name is replaced, never followed."""
+    """Write a file named `name` directly in `folder` (storage.atomic_open: never through a link)."""
     if os.path.basename(name) != name or name in ("", ".", ".."):
         raise SoclakeError(f"refusing to write {name!r} outside {folder}")
-    fd, tmp = tempfile.mkstemp(prefix=".export-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            shutil.copyfileobj(data, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; exports are ordinary files
-        os.replace(tmp, os.path.join(folder, name))
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+    with storage.atomic_open(storage.LOCAL, os.path.join(folder, name)) as f:
+        shutil.copyfileobj(data, f)
+        faults.point("export")
 
 
 def export(lake: Lake, job: str, fmt: str, out: str, split: str = "all", images: bool = False,
@@ -295,7 +286,8 @@ def export(lake: Lake, job: str, fmt: str, out: str, split: str = "all", images:
         print(f"warning: job {job} [{fp}]: shards {missing} are not committed; exporting the committed ones",
               file=sys.stderr)
     n_images = _select_images(lake, fp, split, val_fraction, test_fraction, stratify)
-    os.makedirs(out, exist_ok=True)
+    storage.make_folder(out)
+    storage.remove_abandoned(out)  # what a killed export left
     files, n_ann = EXPORTERS[fmt](lake, fp, job, split, out)
     if images:
         extract_members(lake, fp, {"*": os.path.join(out, "images")})

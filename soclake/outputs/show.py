@@ -12,7 +12,7 @@ import tarfile
 import numpy as np
 from PIL import Image, ImageDraw
 
-from soclake import paths
+from soclake import paths, storage
 from soclake.errors import SoclakeError, did_you_mean
 from soclake.imaging import open_image
 from soclake.lake import Lake, catalog
@@ -97,5 +97,10 @@ def show(target: str, out: str, lake_uri: str | None = None, key: str | None = N
         where = target if isinstance(shard, str) else f"job {target}"
         raise SoclakeError(f"sample {key} of {where} cannot be drawn ({type(e).__name__}: {str(e)[:200]}); "
                            "is it a soclake compose shard? check it with `soclake verify --deep`") from None
-    image.save(out)
+    fmt = Image.registered_extensions().get(os.path.splitext(out)[1].lower())
+    if fmt is None:
+        raise SoclakeError(f"--out {out}: name the picture with an image extension such as .png or .jpg")
+    buf = io.BytesIO()
+    image.save(buf, fmt)
+    storage.write_bytes(storage.LOCAL, os.path.abspath(out), buf.getvalue())  # never through a link at --out
     return out

@@ -2,6 +2,7 @@
 (CSV, JSON Lines, Parquet), streaming record batches so large results stay bounded."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from soclake import storage
 from soclake.errors import SoclakeError
-from soclake.lake import Lake
+from soclake.lake import Lake, sandbox
 from soclake.lake.schemas import table_names
 
 
@@ -45,32 +46,46 @@ def print_table(table: pa.Table, title: str | None = None, limit: int | None = N
         console.print(f"({table.num_rows} rows, first {limit} shown; use --limit or --format csv)")
 
 
-def write_result(con: duckdb.DuckDBPyConnection, query: str, fmt: str, out: str | None, limit: int) -> None:
+def query_reader(lake: Lake, query: str, safe: bool = False) -> pa.RecordBatchReader:
+    """The result of `soclake sql`: on the operator's connection (DuckDB's full power), or with
+    `safe` on the lake's sandboxed one (one SELECT reading only the lake; see Lake.safe_query)."""
+    if not safe:
+        return lake.con.sql(query).to_arrow_reader()
+    sandbox.check_query(lake.safe_con, query, "the query")
+    try:
+        return lake.safe_con.sql(query).to_arrow_reader()
+    except duckdb.Error as e:
+        raise sandbox.explain(e, "the query") from None
+
+
+def write_result(reader: pa.RecordBatchReader, fmt: str, out: str | None, limit: int) -> None:
+    """Print a result as a table, or write it as CSV, JSON Lines or Parquet to `out` (through
+    storage.atomic_open: never through a link) or standard output."""
     if fmt == "parquet" and not out:
         raise SoclakeError("--format parquet needs --out FILE")
-    reader = con.sql(query).to_arrow_reader()
     if fmt == "table":
         print_table(pa.Table.from_batches(list(reader), schema=reader.schema), limit=limit)
         return
-    sink = open(out, "wb") if out else sys.stdout.buffer
-    try:
-        if fmt == "csv":
-            with pacsv.CSVWriter(sink, reader.schema) as w:
-                for batch in reader:
-                    w.write_batch(batch)
-        elif fmt == "json":
+    with storage.atomic_open(storage.LOCAL, os.path.abspath(out)) if out else contextlib.nullcontext(
+            sys.stdout.buffer) as sink:
+        _write_batches(reader, fmt, sink)
+    if not out:
+        sys.stdout.flush()
+
+
+def _write_batches(reader: pa.RecordBatchReader, fmt: str, sink) -> None:
+    if fmt == "csv":
+        with pacsv.CSVWriter(sink, reader.schema) as w:
             for batch in reader:
-                for row in batch.to_pylist():
-                    sink.write((json.dumps(row, default=str, ensure_ascii=False) + "\n").encode())
-        else:
-            with pq.ParquetWriter(sink, reader.schema) as w:
-                for batch in reader:
-                    w.write_batch(batch)
-    finally:
-        if out:
-            sink.close()
-        else:
-            sys.stdout.flush()
+                w.write_batch(batch)
+    elif fmt == "json":
+        for batch in reader:
+            for row in batch.to_pylist():
+                sink.write((json.dumps(row, default=str, ensure_ascii=False) + "\n").encode())
+    else:
+        with pq.ParquetWriter(sink, reader.schema) as w:
+            for batch in reader:
+                w.write_batch(batch)
 
 
 def print_info(lake: Lake) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from soclake.errors import SoclakeError
-from soclake.lake import Lake, sqlfiles
+from soclake.lake import Lake, sandbox, sqlfiles
 from soclake.plan import feedback
 from soclake.plan.types import CategoryCounts, Context
 from soclake.spec.model import JobSpec
@@ -32,10 +32,12 @@ def read_vocab(spec: JobSpec) -> list[str]:
 
 def _one_statement(lake: Lake, sql: str, where: str) -> str:
     """The spec's predicate is SQL text inside the view definition: it must not close it and
-    start other statements (a COPY ... TO would write files anywhere)."""
-    if len(lake.con.extract_statements(sql)) != 1:
+    start other statements (a COPY ... TO would write files anywhere), nor call what the
+    sandbox refuses. It runs on the lake's sandboxed connection: it reads only the lake."""
+    if len(lake.safe_con.extract_statements(sql)) != 1:
         raise SoclakeError(f"[pool] where = {where[:200]!r} must be one predicate over segments, e.g. "
                            "\"alpha_fraction > 0.3\"; it may not end the statement or start another")
+    sandbox.check_query(lake.safe_con, f"SELECT 1 FROM segments WHERE ({where})", f"[pool] where = {where[:200]!r}")
     return sql
 
 
@@ -46,17 +48,20 @@ def excluded_sources_text(excluded: list[tuple], view: str) -> str:
 
 
 def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
-    """Define the _eligible view on the lake's connection and count it per category."""
+    """Define the _eligible view on the lake's sandboxed connection (the predicate is the
+    spec's SQL) and count it per category; the planner's later queries run there too."""
     pool = spec["pool"]
     view = lake.check_filter(pool["filter"])
     where = pool["where"].strip() or "TRUE"
-    lake.con.register("_job_sources", pa.table({"name": pa.array(pool["sources"], pa.string())}))
-    lake.con.register("_job_vocab", pa.table({"name": pa.array(read_vocab(spec), pa.string())}))
+    lake.safe_con.register("_job_sources", pa.table({"name": pa.array(pool["sources"], pa.string())}))
+    lake.safe_con.register("_job_vocab", pa.table({"name": pa.array(read_vocab(spec), pa.string())}))
     try:
-        lake.con.execute(_one_statement(lake, sqlfiles.query("eligible", filter=view, where=where), pool["where"]))
-        rows = lake.con.execute(sqlfiles.query("category_counts")).fetchall()
-        excluded = lake.con.execute(_one_statement(lake, sqlfiles.query("excluded_sources", where=where),
+        lake.safe_con.execute(_one_statement(lake, sqlfiles.query("eligible", filter=view, where=where), pool["where"]))
+        rows = lake.safe_con.execute(sqlfiles.query("category_counts")).fetchall()
+        excluded = lake.safe_con.execute(_one_statement(lake, sqlfiles.query("excluded_sources", where=where),
                                                    pool["where"])).fetchall()
+    except duckdb.PermissionException as e:
+        raise sandbox.explain(e, f"[pool] where = {pool['where'][:200]!r}") from None
     except duckdb.Error as e:
         raise SoclakeError(f"[pool] where = {pool['where']!r} is not a valid predicate over segments: {e}") from None
     why = excluded_sources_text(excluded, view)
@@ -79,7 +84,7 @@ def category_context(lake: Lake, spec: JobSpec, counts: CategoryCounts) -> Conte
     name = spec["sampling"]["feedback"]
     if name:
         feedback.check_name(lake, name)
-    rows = lake.con.execute(sqlfiles.query("category_context"), {"feedback": name}).fetchall()
+    rows = lake.safe_con.execute(sqlfiles.query("category_context"), {"feedback": name}).fetchall()
     assert [r[0] for r in rows] == counts.category_id.tolist(), "context rows align with the counts"
     ap = np.array([np.nan if r[2] is None else r[2] for r in rows], np.float64) if name else None
     return Context(counts.category_id, ap, np.array([r[1] for r in rows]))
@@ -89,7 +94,7 @@ def size_ap(lake: Lake, spec: JobSpec) -> tuple[np.ndarray, np.ndarray]:
     """[sampling] size_feedback (after open_eligible): per COCO area bucket (small, medium,
     large) the mean AP of the spec's feedback over the eligible categories it gives that bucket
     for (NaN: none), and how many categories each mean covers (sql/queries/size_feedback.sql)."""
-    row = lake.con.execute(sqlfiles.query("size_feedback"), {"feedback": spec["sampling"]["feedback"]}).fetchall()[0]
+    row = lake.safe_con.execute(sqlfiles.query("size_feedback"), {"feedback": spec["sampling"]["feedback"]}).fetchall()[0]
     return np.array([np.nan if v is None else v for v in row[:3]], np.float64), np.array(row[3:], np.int64)
 
 
@@ -97,11 +102,11 @@ def resolve(lake: Lake, category_id: np.ndarray, rank: np.ndarray, fallback_rank
     """Segments for drawn (category_id, rank) pairs, in draw order, with fallbacks."""
     draws = pa.table({"i": np.arange(len(rank), dtype=np.int64), "category_id": category_id.astype(np.int32),
                       "rank": rank.astype(np.int64), "fallback_rank": fallback_rank.astype(np.int64)})
-    lake.con.register("_draws", draws)
+    lake.safe_con.register("_draws", draws)
     try:
-        out = lake.con.sql(sqlfiles.query("resolve_ranks")).to_arrow_table()
+        out = lake.safe_con.sql(sqlfiles.query("resolve_ranks")).to_arrow_table()
     finally:
-        lake.con.unregister("_draws")
+        lake.safe_con.unregister("_draws")
     assert out.num_rows == len(rank), "every draw resolves to exactly one segment"
     return out
 

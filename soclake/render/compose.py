@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from soclake import imaging
-from soclake.errors import RejectedItem
+from soclake.errors import RejectedItem, SoclakeError
 from soclake.render import annotate, poisson, scene_facts, visibility
 from soclake.render.blend import BLENDS
 from soclake.shards.tar import sample_key
@@ -36,6 +36,7 @@ class Rendered:
     dropped: int = 0
     replaced: int = 0
     unseen: int = 0                  # of the dropped: failed the visibility test
+    unreadable: int = 0              # failed segment reads ([render] on_unreadable replace / drop)
 
 
 Slices = tuple[slice, slice]
@@ -183,7 +184,11 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
     def background(bid: str) -> np.ndarray:
         if bid not in bg_cache:
             b = backgrounds[bid]
-            bg_cache[bid] = imaging.decode_rgb(read(b["pack"], b["offset"], b["length"]))
+            try:
+                bg_cache[bid] = imaging.decode_rgb(read(b["pack"], b["offset"], b["length"]))
+            except (OSError, RejectedItem, ValueError) as e:
+                raise UnreadablePixels(f"background {bid} cannot be read from {b['pack']} at offset {b['offset']} "
+                                       f"({read_error(e)}); {CHECK_PACKS}") from None
         return bg_cache[bid]
 
     base = _cover(background(plan["background_id"]), plan["background_crop"], W, H) if plan["background_id"] else None
@@ -194,7 +199,8 @@ def render_image(plan: dict, segments: dict[str, dict], backgrounds: dict[str, d
     failures: list[dict] = []
     tracker = scene_facts.PasteTracker(W, H, len(plan["objects"]))
     for z, (paste, (seed, label)) in enumerate(zip(plan["objects"], keys)):
-        patch, used, replaced_from = _load_patch(paste, segments, read, failures, background)
+        patch, used, replaced_from = _load_patch(paste, segments, read, failures, background,
+                                                 options.get("on_unreadable", "fail"))
         if patch is None:
             continue
         x, y = paste["x"], paste["y"]
@@ -227,16 +233,41 @@ def object_keys(pastes: list[dict]) -> list[tuple[int, int]]:
     return keys
 
 
-def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, background):
-    """Premultiplied patch of a paste at its size; a failed read falls back to the plan's fallback."""
+class UnreadablePixels(SoclakeError):
+    """A segment or background the plan needs cannot be read: its shard fails (not committed,
+    retried, reported) unless the spec opts in with [render] on_unreadable."""
+
+
+CHECK_PACKS = ("run `soclake verify --deep` to check the lake's packs, then restore the pack or re-ingest its "
+               "source (or set [render] on_unreadable = \"replace\" or \"drop\" to render without it)")
+
+
+def read_error(e: BaseException) -> str:
+    """Why a read failed, without paths or object addresses: recorded in sample JSON, which must
+    hold no local paths and be byte-identical across runs and machines."""
+    if isinstance(e, OSError):
+        return f"{type(e).__name__}: {e.strerror or 'I/O error'}"
+    text = re.sub(r" at 0x[0-9a-f]+", "", f"{type(e).__name__}: {e}")
+    return re.sub(r"(?<![\w.])/[^\s'\"]+", "<path>", text)[:300]
+
+
+def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, background, on_unreadable: str = "fail"):
+    """Premultiplied patch of a paste at its size. A segment that cannot be read raises
+    UnreadablePixels unless `on_unreadable` is "replace" (the plan's fallback, when it reads)
+    or "drop" (no patch); either way the failed read is recorded in `failures`."""
     w, h = paste["w"], paste["h"]
-    for sid in dict.fromkeys([paste["segment_id"], paste["fallback_id"]]):
-        lv = None
+    tried = [paste["segment_id"]] + ([paste["fallback_id"]] if on_unreadable == "replace" else [])
+    for sid in dict.fromkeys(tried):
+        lv: dict = {}
         try:
             lv = pick_level(segments[sid]["levels"], w, h)
             rgba = imaging.decode_level(read(lv["pack"], lv["offset"], lv["length"]))
         except (OSError, RejectedItem, KeyError, ValueError) as e:
-            failures.append({"segment_id": sid, "error": _read_error(e, lv)})
+            where = f"{lv['pack']} at offset {lv['offset']}" if lv else "the task (no such segment row)"
+            if on_unreadable == "fail":
+                raise UnreadablePixels(f"segment {sid} cannot be read from {where} ({read_error(e)}); "
+                                       f"{CHECK_PACKS}") from None
+            failures.append({"segment_id": sid, "pack": lv.get("pack"), "error": _read_error(e, lv or None)})
             continue
         if paste["flip"]:
             rgba = rgba[:, ::-1]
@@ -316,7 +347,7 @@ def _finish(plan: dict, canvas: Canvas, objects: list[dict], layers: list[Layer]
     members["json"] = json.dumps(info, sort_keys=True, separators=(",", ":")).encode()
     members = {k: members[k] for k in sorted(members, key=_member_order)}
     return Rendered(members, info, instances, dropped=info["dropped"],
-                    replaced=sum(1 for o in objects if o["replaced"]), unseen=unseen)
+                    replaced=sum(1 for o in objects if o["replaced"]), unseen=unseen, unreadable=len(failures))
 
 
 def _member_order(ext: str) -> tuple:

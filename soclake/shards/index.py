@@ -11,10 +11,15 @@ from typing import Iterable
 
 import fsspec
 
-from soclake import paths, storage
+from soclake import documents, paths, storage
 from soclake.errors import SoclakeError
 
 VERSION = 1
+MAX_INDEX_BYTES = 1 << 30
+"""An index.json larger than this is refused unread (a million shards take about 150 MB)."""
+MAX_SHARD_SAMPLES = 10_000_000
+"""More samples than this in one shard is a damaged or hostile index (jobs write 100s-1000s)."""
+MAX_SHARD_BYTES = 1 << 40
 """Version 1: {"version", "job", "fingerprint", "stage", "shards": [{"url", "samples", "bytes", "sha256"}]},
 urls relative to the folder of the index."""
 
@@ -57,13 +62,30 @@ def load(source: str, job: str | None = None, storage_options: dict | None = Non
     """(base URL that shard urls are relative to, checked index) of a shard set."""
     url = locate(source, job)
     try:
-        index = json.loads(storage.fetch(url, storage_options))
+        index = documents.parse_json(storage.fetch(url, storage_options, MAX_INDEX_BYTES), f"shard index {url}",
+                                     walk=False)  # check() looks at every value a reader uses
     except (OSError, ValueError) as e:
         fix = ("streaming from a lake root needs the job name" if not job and not source.endswith(".json")
                else "run the job (`soclake run`) to write it")
         raise SoclakeError(f"cannot read shard index {url}: {e}; {fix}") from None
     check(index, url)
     return url.rsplit("/", 1)[0], index
+
+
+def _count(value: object, limit: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
+
+
+def entry_problem(entry: dict) -> str | None:
+    """Why one shard entry cannot be trusted, or None: readers size their reads and epochs by it."""
+    if not _count(entry.get("samples"), MAX_SHARD_SAMPLES):
+        return f"has samples = {str(entry.get('samples'))[:40]}, not an integer in [0, {MAX_SHARD_SAMPLES:,}]"
+    if not _count(entry.get("bytes"), MAX_SHARD_BYTES):
+        return f"has bytes = {str(entry.get('bytes'))[:40]}, not a byte count"
+    sha = entry.get("sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        return "has no sha256 (64 hex digits)"
+    return None
 
 
 def check(index: object, source: str) -> None:
@@ -77,9 +99,14 @@ def check(index: object, source: str) -> None:
         raise SoclakeError(f"shard index {source} is not one this soclake reads ({known}); rerun the job "
                            "(`soclake run`, which rewrites only the index) or upgrade soclake")
     if not (isinstance(index.get("job"), str) and isinstance(index.get("shards"), list)
-            and all(isinstance(s, dict) and isinstance(s.get("samples"), int) for s in index["shards"])):
+            and all(isinstance(s, dict) for s in index["shards"])):
         raise SoclakeError(f"shard index {source} is malformed (it needs job and shards with url and samples); "
                            "rerun the job to rewrite it")
+    for n, s in enumerate(index["shards"]):
+        problem = entry_problem(s)
+        if problem:
+            raise SoclakeError(f"shard index {source}: shard entry {n} ({str(s.get('url'))[:100]!r}) {problem}; the "
+                               "index is damaged or hostile: rerun the job to rewrite it")
     for url in (s.get("url") for s in index["shards"]):
         if not isinstance(url, str) or not url or url.startswith(("/", "\\")) or "://" in url or "\\" in url \
                 or ".." in url.split("/") or "\x00" in url:

@@ -6,7 +6,7 @@ import os
 
 from soclake.errors import SoclakeError
 from soclake.spec import variations
-from soclake.spec.model import JobSpec, spec_kind, spec_schema
+from soclake.spec.model import STAGE_KINDS, JobSpec, spec_kind, spec_schema
 from soclake.spec.rules import check_value, read_toml
 
 
@@ -33,6 +33,8 @@ def resolve(raw: dict, where: str = "job spec", base_dir: str = ".") -> JobSpec:
                 values[section][key] = rule["default"]
             else:
                 values[section][key] = check_value(section, key, rule, given[key], where)
+    if kind in STAGE_KINDS:
+        _check_input(values, where)
     {"compose": _check_combinations, "relight": _check_relight}.get(kind, lambda v, w: None)(values, where)
     return JobSpec(values, os.path.abspath(base_dir), kind)
 
@@ -106,6 +108,14 @@ def _check_sampling(s: dict, where: str) -> None:
     if None in given or len(set(given)) < len(given):
         raise SoclakeError(f"{where}: [sampling] bucket_weights keys must be LVIS frequency buckets r, c, f "
                            f"(or rare, common, frequent), each once; got {sorted(s['bucket_weights'])}")
+
+
+def _check_input(v: dict, where: str) -> None:
+    """A stage job named like its input would read its own output on the next run (each rerun
+    relit the previous relight, and the job's index.json flipped between stages)."""
+    if v["job"]["name"] == v["job"]["input"]:
+        raise SoclakeError(f"{where}: [job] name = {v['job']['name']!r} is also its input; a stage job needs a name "
+                           f"of its own, e.g. name = \"{v['job']['input']}-{'relit' if 'relight' in v else 'refexp'}\"")
 
 
 def _check_relight(v: dict, where: str) -> None:

@@ -8,11 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from soclake import documents
 from soclake.errors import SoclakeError
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -30,6 +26,8 @@ def check_value(section: str, key: str, rule: dict, value: Any, where: str) -> A
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
+        if not documents.INT_MIN <= value <= documents.INT_MAX:
+            raise bad("a 64-bit integer")
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise bad("a finite number")
@@ -90,11 +88,14 @@ def read_toml(path: str, what: str) -> dict:
     if not p.is_file():
         raise SoclakeError(f"{what} {path!r} does not exist")
     try:
-        return parse_toml(p.read_text())
+        return parse_toml(p.read_text(), f"{what} {path}")
+    except documents.DocumentError:
+        raise
     except (ValueError, UnicodeDecodeError) as e:
         raise SoclakeError(f"{what} {path} is not valid TOML: {e}") from None
 
 
-def parse_toml(text: str) -> dict:
-    """TOML text as a table (tomllib's errors are ValueErrors)."""
-    return tomllib.loads(text)
+def parse_toml(text: str, what: str = "TOML") -> dict:
+    """TOML text as a table (tomllib's errors are ValueErrors; nesting and integers beyond 64
+    bits are DocumentErrors, ValueErrors too)."""
+    return documents.parse_toml(text, what)

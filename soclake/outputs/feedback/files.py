@@ -5,10 +5,10 @@ the categories shape from a pycocotools COCOeval. No checking of values here (ro
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 
+from soclake import documents
 from soclake.errors import SoclakeError
 
 FORMATS = ("csv", "json", "jsonl")
@@ -46,9 +46,9 @@ def read_entries(path: str, fmt: str = "auto") -> list[Entry]:
             if fmt == "jsonl":
                 return _jsonl_entries(f)
             try:
-                doc = json.load(f)
-            except ValueError as e:
-                raise SoclakeError(f"feedback file {path} is not valid JSON ({e}); accepted shapes: {SHAPES}") from None
+                doc = documents.parse_json(f.read(), f"feedback file {path}")
+            except documents.DocumentError as e:
+                raise SoclakeError(f"{e}; accepted shapes: {SHAPES}") from None
     except UnicodeDecodeError:
         raise SoclakeError(f"feedback file {path} is not UTF-8 text") from None
     return _json_entries(doc, path)
@@ -76,8 +76,8 @@ def _jsonl_entries(f) -> list[Entry]:
     for n, line in enumerate(f, 1):
         if line.strip():
             try:
-                obj = json.loads(line)
-            except ValueError:
+                obj = documents.parse_json(line, f"line {n}")
+            except ValueError:  # a malformed line (DocumentError too: nesting, huge integers)
                 obj = None
             out.append(Entry(n, _lower(obj) if isinstance(obj, dict) else {"_malformed": line.strip()[:80]}))
     return out

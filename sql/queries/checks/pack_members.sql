@@ -1,0 +1,9 @@
+-- Every pack member a table row points to (soclake verify): segment pyramid levels and
+-- backgrounds, with the size the decoded member must have. Not read by the planner.
+SELECT 'segment' AS kind, segment_id AS id, lv.pack AS pack, lv."offset" AS "offset", lv.length AS length,
+       lv.width AS width, lv.height AS height
+FROM segments, unnest(levels) AS t(lv)
+UNION ALL
+SELECT 'background', background_id, pack, "offset", length, width, height
+FROM backgrounds
+ORDER BY pack, "offset", kind, id;
