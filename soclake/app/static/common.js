@@ -17,7 +17,7 @@ function el(tag, attrs = {}, ...children) {
     else if (k in node && typeof v !== "string") node[k] = v;
     else node.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -57,10 +57,11 @@ function page(title) {
   return main;
 }
 
-/** A cell's text: NULL for null, JSON for lists and structs. */
-function cell(v) {
+/** A cell's text: NULL for null, JSON for lists and structs; fractions to 4 digits unless `exact`. */
+function cell(v, exact = true) {
   if (v === null || v === undefined) return "NULL";
   if (typeof v === "object") return JSON.stringify(v);
+  if (!exact && typeof v === "number" && !Number.isInteger(v)) return String(Number(v.toPrecision(4)));
   return String(v);
 }
 
@@ -74,20 +75,21 @@ function bytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
-/** A table of rows (objects, or arrays with `columns`); `format` maps a column to a cell node. */
-function table(rows, {columns = null, format = {}, limit = null, id = null} = {}) {
+/** A table of rows (objects, or arrays with `columns`); `format` maps a column to a cell node;
+ *  `exact` shows every digit of fractions (the console), else four. */
+function table(rows, {columns = null, format = {}, limit = null, id = null, exact = false} = {}) {
   if (!rows.length && !columns) return el("p", {class: "muted"}, "none");
   const names = columns || Object.keys(rows[0]);
   const shown = limit ? rows.slice(0, limit) : rows;
   const body = shown.map((row) => el("tr", {}, names.map((name, i) => {
     const v = Array.isArray(row) ? row[i] : row[name];
-    const content = format[name] ? format[name](v, row) : cell(v);
+    const content = format[name] ? format[name](v, row) : cell(v, exact);
     return el("td", {class: typeof v === "number" ? "num" : null}, content);
   })));
   const t = el("table", {id}, el("thead", {}, el("tr", {}, names.map((n) => el("th", {}, n)))), el("tbody", {}, body));
   const wrap = el("div", {class: "scroll"}, t);
   if (limit && rows.length > limit) {
-    const more = el("button", {class: "plain", type: "button", onclick: () => wrap.replaceWith(table(rows, {columns, format, id}))},
+    const more = el("button", {class: "plain", type: "button", onclick: () => wrap.replaceWith(table(rows, {columns, format, id, exact}))},
                     `show all ${rows.length} rows`);
     wrap.append(el("p", {}, more));
   }

@@ -35,7 +35,7 @@ async function showConsole() {
         el("div", {class: "pager", id: "pager"}, prev, next,
            el("span", {id: "rows"}, data.rows.length ? `rows ${number(offset + 1)}–${number(last)} of ${total}` : `no rows (${total})`),
            el("span", {class: "muted"}, `${data.seconds} s`), "download:", link("csv"), link("parquet")),
-        table(data.rows, {columns: data.columns.map((c) => c.name), id: "result-table"}));
+        table(data.rows, {columns: data.columns.map((c) => c.name), id: "result-table", exact: true}));
       result.dataset.state = "done";
       history.replaceState(null, "", `/console${qs({q: sql})}`);
     } catch (e) {

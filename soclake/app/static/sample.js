@@ -201,7 +201,7 @@ async function showSample() {
                   el("h2", {}, "Other views"), views);
   const right = el("section", {}, data.refexp ? expressionsView(data.refexp, target, data.instances)
                                               : el("p", {class: "muted"}, "No refexp run covers this sample yet (run a refexp job on this job)."));
-  main.append(el("div", {class: "columns"}, left, right));
+  main.append(el("div", {class: "sample-layout"}, left, right));
   if (data.failed_reads.length) main.append(el("h2", {}, "Failed segment reads"), table(data.failed_reads));
   const json = el("pre", {id: "sample-json"}, "…");
   const details = el("details", {}, el("summary", {}, "sample JSON (KEY.json)"), json);

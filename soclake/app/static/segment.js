@@ -18,7 +18,9 @@ async function showSegment() {
                 el("section", {class: "card"}, el("h2", {}, "Metadata"), meta),
                 el("section", {}, el("h2", {}, "Jobs that used it"),
                   table(data.jobs, {columns: ["job", "fingerprint", "planned", "planned_images", "instances", "first_image_id"],
-                                    format: {fingerprint: (fp, r) => runLink(r.job, fp, fp)}, id: "jobs"}),
+                                    format: {fingerprint: (fp, r) => runLink(r.job, fp, fp),
+                                             first_image_id: (v, r) => (v === null ? "" : el("a", {href: `/images/${r.job}/${r.fingerprint}/${String(v).padStart(9, "0")}`}, `sample ${v}`))},
+                                    id: "jobs"}),
                   el("h2", {}, "Rejects and duplicates"),
                   table(data.rejects, {id: "rejects"}))));
 }
