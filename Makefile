@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_POOL := demo-pool
 DEMO_LAKE := demo-lake
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,18 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/soclake run jobs/refexp.toml --lake $(DEMO_LAKE)
 	$(BIN)/soclake jobs --lake $(DEMO_LAKE)
 	$(BIN)/soclake verify --lake $(DEMO_LAKE) --deep
+	@echo
+	@echo "Browse the demo lake in a web browser (pool, SQL, jobs, images, audit; http://127.0.0.1:8000/):"
+	@echo "    $(BIN)/soclake app --lake $(DEMO_LAKE)"
 
-test: $(VENV)/.installed-dev
+# The app's browser tests drive Debian's Chromium with Playwright (pip, in the dev extra); no
+# browser is downloaded. As root (CI) a missing chromium is installed with apt.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+test: $(VENV)/.installed-dev browser-deps
 	$(BIN)/python -m pytest -q
 
 clean:
