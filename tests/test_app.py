@@ -11,6 +11,7 @@ import glob
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 
@@ -430,3 +431,12 @@ def test_json_keeps_every_value_exact_for_a_browser():
     assert jsonio.plain({"a": 2 ** 60, "b": -(2 ** 53), "c": 2 ** 53 - 1, "d": float("nan"), "e": np.float32(0.5).item()}) == \
         {"a": str(2 ** 60), "b": str(-(2 ** 53)), "c": 2 ** 53 - 1, "d": "nan", "e": 0.5}
     assert json.loads(jsonio.dumps({"x": float("inf"), "y": b"\x00"})) == {"x": "inf", "y": "b'\\x00'"}
+
+
+def test_docs_describe_every_endpoint():
+    from soclake.app.routes import API_ROUTES
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "app.md")).read()
+    paths = [re.sub(r":\w+}", "}", r.path) for r in API_ROUTES]
+    missing = [p for p in paths if f"`GET {p}`" not in doc] + ([] if "`POST /api/sql`" in doc else ["POST /api/sql"])
+    assert missing == [], "docs/app.md's API table misses " + ", ".join(missing)
+    assert all((r.endpoint.__doc__ or "").strip() for r in API_ROUTES)

@@ -1,4 +1,4 @@
-"""Where each segment's gallery thumbnail lies, for the whole pool in a few arrays (about 48
+"""Where each segment's gallery thumbnail lies, for the whole pool in a few arrays (about 56
 bytes a segment): sorted segment ids, pack numbers, offsets and lengths, found by binary search.
 Built once from one pass over the segments table (sql/queries/app/thumbnail_levels.sql) and
 again when the table changes; a gallery page then needs no read of the nested levels column,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -91,8 +92,10 @@ def page(name: str) -> Callable[[Request], Response]:
 # ---------------------------------------------------------------------------- /api
 @handler
 def api_index(view: LakeView, request: Request) -> Response:
-    return json_response({"endpoints": [{"path": r.path, "doc": (r.endpoint.__doc__ or "").strip()}
-                                        for r in API_ROUTES], "docs": "docs/app.md"})
+    """The endpoints, each with its parameters in a line (docs/app.md has the reference)."""
+    return json_response({"endpoints": [{"path": re.sub(r":\w+}", "}", r.path), "methods": sorted(r.methods - {"HEAD"}),
+                                         "doc": " ".join((r.endpoint.__doc__ or "").split())} for r in API_ROUTES],
+                          "docs": "docs/app.md"})
 
 
 @handler

@@ -35,6 +35,7 @@ class LakeView:
         self.answers = LRU(64 * MIB, size=_cost)       # counts, facets, audits, console results
         self._derived: dict[str, Any] = {}       # structures built from the tables, dropped when they change
         self._derived_lock = threading.Lock()
+        self._quiet = None
         self._state = self._table_state()
         self._checked = time.monotonic()
 
@@ -63,6 +64,10 @@ class LakeView:
         """The lake with its operator connection to oneself (several statements in a row)."""
         self.fresh()
         with self.lock:
+            con = self.lake.con
+            if con is not self._quiet:  # a server's log is no place for DuckDB's progress bars
+                con.execute("SET enable_progress_bar = false")
+                self._quiet = con
             yield self.lake
 
     def table(self, name: str, params: dict | None = None, **substitutions: str) -> pa.Table:
@@ -80,8 +85,8 @@ class LakeView:
         self.fresh()
         with self._derived_lock:
             if name not in self._derived:
-                with self.lock:
-                    self._derived[name] = make(self.lake)
+                with self.locked() as lake:
+                    self._derived[name] = make(lake)
             return self._derived[name]
 
     def remember(self, key: tuple, make) -> Any:

@@ -6,7 +6,8 @@ const PAGE_ROWS = 100;
 async function showConsole() {
   const lake = await api("/api/lake");
   const main = page("SQL");
-  const initial = new URLSearchParams(location.search).get("q") || "SELECT category, count(*) AS segments FROM filter_0 GROUP BY category ORDER BY segments DESC";
+  const asked = new URLSearchParams(location.search).get("q");
+  const initial = asked || "SELECT category, count(*) AS segments FROM filter_0 GROUP BY category ORDER BY segments DESC";
   const box = el("textarea", {id: "sql", spellcheck: "false"}, initial);
   const run = el("button", {type: "submit", id: "run"}, "Run");
   const chips = el("div", {class: "chips"}, lake.views.map((v) => el("button", {type: "button", title: "query this view",
@@ -47,6 +48,7 @@ async function showConsole() {
     }
   }
   form.addEventListener("submit", (e) => { e.preventDefault(); show(box.value, 0); });
+  if (asked) show(asked, 0);  // a link to /console?q=... runs its query
 }
 
 showConsole().catch(showError);

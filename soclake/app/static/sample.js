@@ -199,7 +199,7 @@ async function showSample() {
     data.members["fg.png"] ? el("figure", {}, el("img", {src: data.members["fg.png"], alt: "foreground mask", id: "fg"}), el("figcaption", {}, "foreground mask (KEY.fg.png)")) : null);
   const left = el("section", {}, canvas, hover, el("h2", {}, "Instances"), instanceTable(stage, data.instances),
                   el("h2", {}, "Other views"), views);
-  const right = el("section", {}, data.refexp ? expressionsView(data.refexp, target, data.instances)
+  const right = el("section", {class: "panel"}, data.refexp ? expressionsView(data.refexp, target, data.instances)
                                               : el("p", {class: "muted"}, "No refexp run covers this sample yet (run a refexp job on this job)."));
   main.append(el("div", {class: "sample-layout"}, left, right));
   if (data.failed_reads.length) main.append(el("h2", {}, "Failed segment reads"), table(data.failed_reads));
