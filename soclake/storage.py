@@ -143,12 +143,14 @@ def make_folder(path: str) -> str:
 
 
 @contextlib.contextmanager
-def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
+def atomic_open(fs: fsspec.AbstractFileSystem, path: str, sync: bool = True) -> Iterator[IO[bytes]]:
     """Open `path` for binary writing so that readers see either nothing or the whole file.
 
     Every writer of the project uses it. Locally: a new temporary beside the destination
     (O_CREAT|O_EXCL|O_NOFOLLOW: never an existing file or a link), fsync, rename over the
-    destination; a destination that is a link or not a regular file is an error naming it."""
+    destination; a destination that is a link or not a regular file is an error naming it.
+    `sync=False` leaves the fsync to the caller, who writes many files and then calls os.sync()
+    once (an export's thousands of images: 2.6 ms per fsync here)."""
     if not is_local(fs):
         # not fs.open(path, "wb"): leaving its block on an exception would still commit the
         # part written so far
@@ -167,7 +169,8 @@ def atomic_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]
             fcntl.flock(f, fcntl.LOCK_EX)  # held while writing: see abandoned_temp
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         check_destination(path)  # a link planted meanwhile is named, not replaced (rename never follows it)
         os.replace(tmp, path)
     finally:

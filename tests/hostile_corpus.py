@@ -2,6 +2,13 @@
 broken and odd images, PNG bombs whose header declares more pixels than any limit (crafted
 without allocating them), tar members that try to leave their folder, and helpers that prove
 nothing outside a folder was written (tree snapshots) or read (an open() recorder).
+
+The corpus by file: ingest (bad files, metadata, links, headers), coco (boxes, polygons, ids,
+names), names (SQL and path characters in category names), specs (bad job specs), shards
+(hostile tar members), sql (the SQL sandbox), writes (links planted where soclake writes,
+killed exports), packs (unreadable segments, degraded samples, stage names), lake (damaged,
+mistyped and duplicated parts, bad and orphaned packs), stream (mask sizes, index entries,
+oversized hosts, nesting and huge integers), serve (what `soclake serve` refuses).
 """
 from __future__ import annotations
 

@@ -165,6 +165,7 @@ def _killed_export(made, out, tmpdir, fault: str, *extra: str) -> int:
                            "--format", "coco", "--out", str(out), *extra], env=env, capture_output=True).returncode
 
 
+@pytest.mark.slow  # three exports in child processes (5 s each to start)
 def test_a_killed_export_leaves_its_temporaries_only_in_its_folder_and_the_next_removes_them(made, tmp_path):
     tmpdir, out = tmp_path / "systemtmp", tmp_path / "out"
     tmpdir.mkdir()

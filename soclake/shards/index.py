@@ -102,13 +102,13 @@ def check(index: object, source: str) -> None:
             and all(isinstance(s, dict) for s in index["shards"])):
         raise SoclakeError(f"shard index {source} is malformed (it needs job and shards with url and samples); "
                            "rerun the job to rewrite it")
-    for n, s in enumerate(index["shards"]):
-        problem = entry_problem(s)
-        if problem:
-            raise SoclakeError(f"shard index {source}: shard entry {n} ({str(s.get('url'))[:100]!r}) {problem}; the "
-                               "index is damaged or hostile: rerun the job to rewrite it")
     for url in (s.get("url") for s in index["shards"]):
         if not isinstance(url, str) or not url or url.startswith(("/", "\\")) or "://" in url or "\\" in url \
                 or ".." in url.split("/") or "\x00" in url:
             raise SoclakeError(f"shard index {source} lists {str(url)[:200]!r}, which is not a path inside its "
                                "folder; the index is damaged or hostile: rerun the job to rewrite it")
+    for n, s in enumerate(index["shards"]):
+        problem = entry_problem(s)
+        if problem:
+            raise SoclakeError(f"shard index {source} is malformed: shard entry {n} ({str(s.get('url'))[:100]!r}) "
+                               f"{problem}; the index is damaged or hostile: rerun the job to rewrite it")
