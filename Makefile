@@ -34,6 +34,11 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/soclake audit --lake $(DEMO_LAKE) --job demo --vocab coco --out $(DEMO_LAKE)/audit.html
 	$(BIN)/soclake run jobs/relight.toml --lake $(DEMO_LAKE)
 	$(BIN)/soclake run jobs/refexp.toml --lake $(DEMO_LAKE)
+	$(BIN)/soclake run jobs/soc_fc.toml --lake $(DEMO_LAKE) --set job.images=8 --set job.shard_size=4
+	$(BIN)/soclake run jobs/soc_fc_relight.toml --lake $(DEMO_LAKE) --set relight.backend=classic
+	$(BIN)/soclake run jobs/soc_fc_refexp.toml --lake $(DEMO_LAKE) --set refexp.backend=graph
+	$(BIN)/soclake export --lake $(DEMO_LAKE) --job soc-fc-refexp --format soc --out $(DEMO_LAKE)/soc-fc-export
+	$(BIN)/soclake ingest soc-output $(DEMO_LAKE)/soc-fc-export --lake $(DEMO_LAKE) --name soc-fc-back --shard-size 4
 	$(BIN)/soclake jobs --lake $(DEMO_LAKE)
 	$(BIN)/soclake verify --lake $(DEMO_LAKE) --deep
 	@echo

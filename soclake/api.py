@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 
+from soclake.ingestion import LAYOUTS
 from soclake.ingestion import ingest as _ingest
 from soclake.ingestion.engine import IngestSummary
+from soclake.ingestion.soc_output import ImportSummary
 from soclake.jobs import compose
 from soclake.jobs.runner import Summary
 from soclake.lake import Lake, catalog
@@ -37,9 +39,14 @@ def _spec(spec: JobSpec | dict | str | os.PathLike) -> JobSpec:
     return load(os.fspath(spec))
 
 
-def ingest(lake: Lake | str, layout: str, source: str, **options) -> IngestSummary:
+def ingest(lake: Lake | str, layout: str, source: str, **options) -> IngestSummary | ImportSummary:
     """`soclake ingest LAYOUT SOURCE`: options source_name, workers, retry_rejects, progress,
-    metadata, quality, category, distractors, images, max_pixels. Creates the lake if needed."""
+    metadata, quality, category, distractors, images, max_pixels. Creates the lake if needed.
+    Layout soc-output imports a SOC output folder as a job: options name (required),
+    annotations, images, masks, refexp, shard_size, progress."""
+    module = LAYOUTS.get(layout)
+    if getattr(module, "KIND", "") == "job":
+        return module.ingest_job(_lake(lake, create=True), source, **options)
     return _ingest(_lake(lake, create=True), layout, source, **options)
 
 
@@ -58,7 +65,7 @@ def run(lake: Lake | str, spec: JobSpec | dict | str, **options) -> Summary:
 
 
 def export(lake: Lake | str, job: str, format: str, out: str, **options) -> ExportSummary:
-    """`soclake export`: options split, images, fingerprint, val_fraction, test_fraction, stratify."""
+    """`soclake export`: options split, images, fingerprint, val_fraction, test_fraction, stratify, seed."""
     return _export(_lake(lake), job, format, out, **options)
 
 

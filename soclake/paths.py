@@ -59,6 +59,11 @@ def job_index_uri(job: str) -> str:
     return f"{job_root(job)}/index.json"
 
 
+def import_report_uri(job: str, fingerprint: str) -> str:
+    """What an import (ingest soc-output) fixed and skipped, one JSON line each."""
+    return f"{job_folder(job, fingerprint)}/import.jsonl"
+
+
 def part_name(job: str, fingerprint: str, shard: int) -> str:
     """The name of a shard's table parts: part-<this>.parquet in every table it writes."""
     return f"{job}-{fingerprint}-{shard:06d}"

@@ -12,6 +12,18 @@ CREATE OR REPLACE VIEW filter_3 AS
     SELECT * FROM filter_0 WHERE quality_regularity IS TRUE;
 CREATE OR REPLACE VIEW filter_4 AS
     SELECT * FROM filter_0 WHERE is_instance IS TRUE AND integrity IS TRUE AND quality_regularity IS TRUE;
+-- Whether a source has quality flags at all: any of its labelled segments carries one (a source
+-- ingested without a quality file has none). Decided from the flag columns, whatever the layout.
+CREATE OR REPLACE VIEW source_quality_flags AS
+    SELECT source, bool_or(is_instance IS NOT NULL OR integrity IS NOT NULL OR quality_regularity IS NOT NULL)
+               AS has_quality_flags
+    FROM filter_0 GROUP BY source;
+-- [pool] filter = "auto": filter_4 on the sources that have quality flags, filter_0 on the others
+-- (a SOC release with or without its quality file runs unchanged).
+CREATE OR REPLACE VIEW filter_auto AS
+    SELECT f.* FROM filter_0 f JOIN source_quality_flags q USING (source)
+    WHERE NOT q.has_quality_flags
+       OR (f.is_instance IS TRUE AND f.integrity IS TRUE AND f.quality_regularity IS TRUE);
 CREATE OR REPLACE VIEW distractors AS
     SELECT * FROM segments WHERE is_distractor;
 

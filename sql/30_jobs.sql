@@ -25,4 +25,9 @@ CREATE OR REPLACE VIEW job_status AS
     SELECT job, stage, fingerprint, sum(samples)::BIGINT, count(*), count(*), sum(samples)::BIGINT, sum(bytes)::BIGINT,
            NULL, 'committed'
     FROM manifest WHERE stage != 'compose' GROUP BY ALL
+    UNION ALL
+    -- compose-stage runs without a plan: jobs imported from another tool's output (ingest soc-output)
+    SELECT job, stage, fingerprint, sum(samples)::BIGINT, count(*), count(*), sum(samples)::BIGINT, sum(bytes)::BIGINT,
+           NULL, 'imported'
+    FROM manifest WHERE stage = 'compose' AND fingerprint NOT IN (SELECT DISTINCT fingerprint FROM plan) GROUP BY ALL
     ORDER BY 1, 3;

@@ -35,22 +35,41 @@ CREATE OR REPLACE VIEW coco_images AS
     SELECT job, fingerprint, image_id AS id, file_name, width, height, shard_uri, key
     FROM committed_images;
 
+-- Images of a run of any stage, with the composite its shards hold: a compose run's own, or a
+-- stage run's (stage_images; runs from before that table keep their input's names) over the images
+-- of its compose run, for the shards the run committed.
+CREATE OR REPLACE MACRO run_images(run_fingerprint, compose_fingerprint) AS TABLE
+    SELECT i.job, i.image_id, i.key, i.width, i.height, coalesce(s.file_name, i.file_name) AS file_name,
+           m.shard_uri, i.shard
+    FROM committed_images i
+    JOIN manifest m ON m.fingerprint = run_fingerprint AND m.shard = i.shard
+    LEFT JOIN stage_images s ON s.fingerprint = run_fingerprint AND s.image_id = i.image_id AND s.shard = i.shard
+    WHERE i.fingerprint = compose_fingerprint;
+
+-- Annotations with the segment's text as SOC's downstream scripts read it (category_name,
+-- sub_category, description, features, short_phrase); pycocotools and panopticapi ignore them.
 CREATE OR REPLACE VIEW coco_annotations AS
     SELECT a.job, a.fingerprint, a.ann_id AS id, a.image_id, a.category_id,
            {'size': [i.height, i.width], 'counts': a.rle_counts} AS segmentation,
-           a.area, a.bbox, a.iscrowd
-    FROM committed_annotations a JOIN committed_images i USING (fingerprint, image_id);
+           a.area, a.bbox, a.iscrowd, c.name AS category_name, a.subcategory AS sub_category, a.description,
+           coalesce(a.features, []) AS features, a.short_phrase
+    FROM committed_annotations a JOIN committed_images i USING (fingerprint, image_id)
+    LEFT JOIN categories c ON c.category_id = a.category_id;
 
--- Every lake category: ids are lake-wide, so one category list serves every job.
+-- Every lake category: ids are lake-wide, so one category list serves every job. Every segment is
+-- a thing (an object instance).
 CREATE OR REPLACE VIEW coco_categories AS
-    SELECT c.category_id AS id, c.name, coalesce(v.supercategory, 'object') AS supercategory
+    SELECT c.category_id AS id, c.name, coalesce(v.supercategory, 'object') AS supercategory, 1 AS isthing
     FROM categories c LEFT JOIN _coco_vocabulary v ON v.name = c.name;
 
 CREATE OR REPLACE VIEW panoptic_annotations AS
     SELECT i.job, i.fingerprint, i.image_id, i.key || '.png' AS file_name,
            list({'id': a.panoptic_id, 'category_id': a.category_id, 'area': a.area, 'bbox': a.bbox,
-                 'iscrowd': a.iscrowd} ORDER BY a.panoptic_id) FILTER (WHERE a.ann_id IS NOT NULL) AS segments_info
+                 'iscrowd': a.iscrowd, 'category_name': c.name, 'sub_category': a.subcategory,
+                 'description': a.description, 'features': coalesce(a.features, []), 'short_phrase': a.short_phrase}
+                ORDER BY a.panoptic_id) FILTER (WHERE a.ann_id IS NOT NULL) AS segments_info
     FROM committed_images i LEFT JOIN committed_annotations a USING (fingerprint, image_id)
+    LEFT JOIN categories c ON c.category_id = a.category_id
     GROUP BY ALL;
 
 -- Per image: instances with category names, the input of the ODVG (grounding) export.

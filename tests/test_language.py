@@ -303,11 +303,11 @@ def test_questions_never_name_distractors(tmp_path):
     from conftest import blob_rgba, job_spec, save_png
 
     from soclake import Lake
-    from soclake.jobs import compose as jobs
-    from soclake.stages import runner as stage
     from soclake.ingestion import ingest
+    from soclake.jobs import compose as jobs
     from soclake.shards.tar import read_samples
     from soclake.spec.load import resolve
+    from soclake.stages import runner as stage
     for i in range(3):
         save_png(tmp_path / "src" / "apple" / f"{i}.png", blob_rgba(i, 48))
         save_png(tmp_path / "src" / "junk" / f"{i}.png", blob_rgba(10 + i, 48))

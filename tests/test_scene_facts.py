@@ -12,12 +12,12 @@ from pycocotools import mask as mask_utils
 from scipy import ndimage
 
 from soclake import Lake, colour_names
-from soclake.jobs import compose as jobs
-from soclake.stages import runner as stage
 from soclake.ingestion import ingest
+from soclake.jobs import compose as jobs
 from soclake.render.scene_facts import CONTACT_MAX_PX
 from soclake.shards.tar import read_samples
 from soclake.spec.load import resolve
+from soclake.stages import runner as stage
 
 
 def pan_ids(data: bytes) -> np.ndarray:

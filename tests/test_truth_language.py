@@ -8,11 +8,11 @@ from conftest import save_png
 from truth_checker import Report, check_job
 
 from soclake import Lake
-from soclake.jobs import compose as jobs
-from soclake.stages import runner as stage
 from soclake.ingestion import ingest
+from soclake.jobs import compose as jobs
 from soclake.sample_pool import write_sample_pool
 from soclake.spec.load import resolve
+from soclake.stages import runner as stage
 
 SIZE = {"width": 256, "height": 192}
 JOBS = {

@@ -1,9 +1,11 @@
-"""`soclake ingest LAYOUT SOURCE`: segments or backgrounds from a source layout into a lake."""
+"""`soclake ingest LAYOUT SOURCE`: segments or backgrounds from a source layout into a lake, or
+(soc-output) a dataset SOC produced as a job of shards."""
 from __future__ import annotations
 
 import sys
 
 from soclake.cli.common import add_command, lake_arg, lake_of, progress_arg
+from soclake.errors import SoclakeError
 from soclake.ingestion import LAYOUTS, ingest
 
 
@@ -14,7 +16,8 @@ def add_parser(sub) -> None:
     p.add_argument("layout", choices=LAYOUTS.names(), help="the source's layout")
     p.add_argument("source", help="pool root or SOC 7z release NAME.7z[.001] (soc), folder (folders, "
                    "backgrounds), COCO/LVIS instances JSON (coco), a folder holding images/ and masks/ (sod), "
-                   "Parquet file, folder or quoted glob (parquet)")
+                   "Parquet file, folder or quoted glob (parquet), SOC's output folder with train/, "
+                   "panoptic_train/ and annotations/ (soc-output)")
     lake_arg(p)
     p.add_argument("--source-name", help="name of the source in the lake (default: the folder name)")
     p.add_argument("--metadata", help="soc: metadata JSON keyed category_subcategory "
@@ -33,7 +36,15 @@ def add_parser(sub) -> None:
                    "source (refused by default, as unsafe_path rejects)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when nothing was accepted")
     p.add_argument("--distractors", help="folders: a folder of unlabelled distractor cut-outs")
-    p.add_argument("--images", help="coco: images folder (default: images/ beside the JSON)")
+    p.add_argument("--images", help="coco: images folder (default: images/ beside the JSON); soc-output: the "
+                   "composites or relit JPEGs (default SOURCE/train)")
+    p.add_argument("--name", help="soc-output: the job to import into (required)")
+    p.add_argument("--annotations", help="soc-output: the merged panoptic JSON (default "
+                   "SOURCE/annotations/panoptic_train.json)")
+    p.add_argument("--masks", help="soc-output: the panoptic PNGs (default SOURCE/panoptic_train)")
+    p.add_argument("--refexp", action="append", help="soc-output: a SOC grounding JSONL (default "
+                   "SOURCE/refexp/*.jsonl); repeatable")
+    p.add_argument("--shard-size", type=int, default=100, help="soc-output: images per shard")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--max-pixels", type=int, default=None, help="reject images above this many pixels")
     p.add_argument("--retry-rejects", action="store_true", help="process items rejected by earlier runs again")
@@ -42,6 +53,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     lake = lake_of(args, create=True)
+    if getattr(LAYOUTS.get(args.layout), "KIND", "") == "job":
+        return _import_job(lake, args)
     options = {k: v for k, v in {"metadata": args.metadata, "quality": args.quality, "category": args.category,
                                  "distractors": args.distractors, "images": args.images,
                                  "image_column": args.image_column, "mask_column": args.mask_column,
@@ -58,4 +71,14 @@ def run(args) -> int:
     if summary.warning:
         print(f"warning: {summary.warning}", file=sys.stderr)
         return 1 if args.strict else 0
+    return 0
+
+
+def _import_job(lake, args) -> int:
+    if not args.name:
+        raise SoclakeError(f"ingest {args.layout} imports a dataset as a job: name it with --name JOB")
+    summary = LAYOUTS.get(args.layout).ingest_job(lake, args.source, args.name, annotations=args.annotations,
+                                                  images=args.images, masks=args.masks, refexp=args.refexp,
+                                                  shard_size=args.shard_size, progress=args.progress)
+    print(summary.describe())
     return 0

@@ -14,17 +14,23 @@ def add_parser(sub) -> None:
                     "without rendering. Fails before rendering on impossible constraints.")
     p.add_argument("spec", help="job spec TOML (see jobs/ and schemas/job_spec.json)")
     lake_arg(p)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a key of the spec (TOML value, or a bare string), e.g. --set job.images=8; repeatable")
     p.add_argument("--workers", type=int, default=None, help="planning processes for large jobs (default: all cores)")
 
 
 def run(args) -> int:
     lake = lake_of(args)
-    job = compose.prepare(lake, load(args.spec))
+    job = compose.prepare(lake, load(args.spec, args.set))
     with lake.writer_lock(wait=True):
         info = compose.plan(lake, job, args.workers or os.cpu_count() or 1)
     p = info["plan"]
     print(f"job {job.name} [{job.fingerprint}]: {p['images']} images in {info['shards']} shards, "
           f"{p['objects']} objects from {p['categories']} categories"
           + (f", {p['short_images']} images with fewer objects than drawn (layout constraints)" if p["short_images"] else "")
+          + (f", {p['replanned']} images re-planned with their next seed (layout retry budget exhausted)"
+             if p.get("replanned") else "")
+          + ("\nfilter auto: " + ", ".join(f"source {f['source']!r} {f['filter']} ({f['eligible']} eligible)"
+                                           for f in p["filters"]) if p.get("filters") else "")
           + f"\nplan: soclake sql --lake {args.lake} \"SELECT * FROM plan WHERE fingerprint = '{job.fingerprint}'\"")
     return 0

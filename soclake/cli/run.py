@@ -16,6 +16,8 @@ def add_parser(sub) -> None:
                     "stage over the committed shards of its input job.")
     p.add_argument("spec", help="job spec TOML (see jobs/)")
     lake_arg(p)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a key of the spec (TOML value, or a bare string), e.g. --set job.images=8; repeatable")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; with ray: "
                    "the cluster's CPUs, or its GPUs / num_gpus for GPU stages)")
     p.add_argument("--executor", default="local", choices=EXECUTORS.names(),
@@ -31,7 +33,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     lake = lake_of(args)
-    spec = load(args.spec)
+    spec = load(args.spec, args.set)
     options = {"workers": args.workers, "executor": args.executor, "progress": args.progress, "split": args.split,
                "retries": args.retries, "address": args.address}
     summary = compose.run(lake, spec, **options) if spec.kind == "compose" else runner.run(lake, spec, **options)

@@ -52,8 +52,8 @@ class RunSummary(runner.Summary):
         return (f"job {self.job} [{self.fingerprint}]: rendered {self.shards_rendered} shard(s) "
                 f"{self.not_rendered()}: {self.images} images, {self.instances} instances, "
                 f"{self.dropped} dropped ({self.dropped - self.unseen} too small a visible area, {self.unseen} not "
-                f"shown by the final pixels), {self.replaced} replaced segments, {self.unreadable_note()}"
-                f"{self.timing()}\n{self.where()}")
+                f"shown by the final pixels), {self.replaced} replaced segments, "
+                f"{self.unreadable_note()}{self.timing()}\n{self.where()}")
 
     def unreadable_note(self) -> str:
         """Segment reads that failed in shards committed anyway (the spec's [render] on_unreadable
@@ -156,7 +156,8 @@ def _render_claimed_shard(lake: Lake, task: dict) -> dict:
                          **{k: a[k] for k in ("ann_id", "panoptic_id", "segment_id", "category_id", "bbox", "area",
                                               "iscrowd", "visible_fraction", "shown_fraction", "layer", "blend",
                                               "replaced_segment_id")},
-                         "rle_counts": a["segmentation"]["counts"]})
+                         "rle_counts": a["segmentation"]["counts"],
+                         **{k: a["attributes"].get(k) for k in ("subcategory", "description", "short_phrase", "features")}})
         stats["images"] += 1
         stats["instances"] += len(out.annotations)
         stats["dropped"] += out.dropped

@@ -15,7 +15,7 @@ from soclake import paths, storage
 from soclake.errors import SoclakeError
 from soclake.jobs import executors
 from soclake.lake import Lake
-from soclake.shards import index as shard_index
+from soclake.shards import commit
 
 
 @dataclass
@@ -152,10 +152,4 @@ def raise_fatal(lake: Lake, out: executors.Outcome, committed: int) -> None:
 # ---------------------------------------------------------------------------- indexes
 def write_indexes(lake: Lake, job: str, fingerprint: str, stage: str) -> dict:
     """Write the run's index.json and the job's index.json (its newest run) from the manifest."""
-    rows = lake.query("SELECT shard_uri, samples, bytes, sha256 FROM manifest WHERE fingerprint = $fp "
-                      "AND stage = $stage ORDER BY shard", {"fp": fingerprint, "stage": stage}).to_pylist()
-    index = None
-    for uri in (paths.run_index_uri(job, fingerprint), paths.job_index_uri(job)):
-        index = shard_index.build(job, fingerprint, stage, rows, uri)
-        shard_index.write(lake.fs, lake.path(uri), index)
-    return index
+    return commit.write_indexes(lake, job, fingerprint, stage)

@@ -186,19 +186,21 @@ class Lake:
         if not storage.is_local(self.fs):
             con.register_filesystem(self.fs)
         for table in table_names():
+            con.register(f"_empty_{table}", table_schema(table).empty_table())
             all_parts = self.table_parts(table)
             parts = [p for p in all_parts if p not in self._excluded]
             if parts:
-                # a view takes no parameters: the table name is from the schema files, paths quoted literals
+                # a view takes no parameters: the table name is from the schema files, paths quoted literals;
+                # the empty table adds columns the schema gained after the parts were written
                 source = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet"))) \
                     if len(parts) == len(all_parts) else "[" + ", ".join(sql_string(self.uri_of(p)) for p in parts) + "]"
                 try:
-                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({source}, union_by_name=true)")
+                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({source}, union_by_name=true) "
+                                f"UNION ALL BY NAME SELECT * FROM _empty_{table}")
                 except duckdb.Error as e:  # DuckDB reads every part's footer here
                     con.close()
                     raise damaged_table(self.uri, table, e) from None
             else:
-                con.register(f"_empty_{table}", table_schema(table).empty_table())
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
         con.register("_coco_vocabulary", pa.Table.from_pylist(coco_categories()))
         lvis = lvis_names()

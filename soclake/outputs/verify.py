@@ -212,6 +212,9 @@ def repair(lake: Lake, problems: list[Problem]) -> list[str]:
             done.append(f"{p.shard_uri}: uncommitted; rerun the {p.stage} job {p.job!r} to redo it")
             continue
         info = catalog.read_marker(lake, p.job, p.fingerprint)
+        if "spec" not in (info or {}):  # an imported job (ingest soc-output) has no plan to re-render from
+            done.append(f"{p.shard_uri}: uncommitted; import job {p.job!r} again to redo it")
+            continue
         job = compose.Job(p.job, p.fingerprint, resolve(info["spec"]), info["code_version"])
         result = compose.render_shard_safely(compose.shard_task(lake, job, p.shard))
         done.append(f"{p.shard_uri}: " + (f"FAILED {result['error']}" if "error" in result else "re-rendered"))

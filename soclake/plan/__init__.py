@@ -30,6 +30,8 @@ class PlanSummary:
     variants_skipped: int = 0  # variants that could not be made (see variations.derive)
     size_ap: list[float | None] | None = None  # [sampling] size_feedback: AP_b read (small, medium, large)
     size_mix: list[float] | None = None        # [sampling] size_feedback: the size mix planned with
+    replanned: int = 0  # images re-planned with their next seed after the layout's retry budget ran out (soc)
+    filters: list[dict] | None = None  # [pool] filter = "auto": per source, the filter it got and its eligible segments
 
 
 def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> tuple[pa.Table, PlanSummary]:
@@ -37,6 +39,7 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     large jobs; every image draws from its own seed, so the plan is the same for any count."""
     job, samp, lay, render = spec["job"], spec["sampling"], spec["layout"], spec["render"]
     counts = pool.open_eligible(lake, spec)
+    filters = pool.auto_filters(lake) if spec["pool"]["filter"] == pool.AUTO_FILTER else None
     ctx = pool.category_context(lake, spec, counts)
     size_ap, size_mix = None, None
     if samp["size_feedback"]:
@@ -71,17 +74,19 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
     chunks = [(lo, min(lo + CHUNK, n_images)) for lo in range(0, n_images, CHUNK)]
     tasks = (_chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, backgrounds, templates, candidates)
              for lo, hi in chunks)
-    rows, short, skipped = [], 0, 0
-    for chunk_rows, chunk_short, chunk_skipped in ordered_map(plan_chunk, tasks, workers if len(chunks) > 1 else 1):
+    rows, short, skipped, replanned = [], 0, 0, 0
+    for chunk_rows, chunk_short, chunk_skipped, chunk_replanned in ordered_map(plan_chunk, tasks,
+                                                                               workers if len(chunks) > 1 else 1):
         rows += chunk_rows
         short += chunk_short
         skipped += chunk_skipped
+        replanned += chunk_replanned
     table = to_table("plan", rows)
     n_objects = sum(sum(o["role"] == "object" for o in r["objects"]) for r in rows)
     return table, PlanSummary(len(rows), n_objects, len(set(segs["category_id"])), short,
                               sum(r.get("factor") is not None for r in rows), skipped,
                               None if size_ap is None else [None if np.isnan(a) else float(a) for a in size_ap],
-                              None if size_mix is None else size_mix.tolist())
+                              None if size_mix is None else size_mix.tolist(), replanned, filters)
 
 
 def sampling_weights(lake: Lake, spec: JobSpec, fingerprint: str) -> pa.Table:
@@ -104,6 +109,7 @@ def sampling_weights(lake: Lake, spec: JobSpec, fingerprint: str) -> pa.Table:
 
 
 CHUNK = 2000  # images per planning task
+REPLANS = 100  # next seeds an image may try when its layout runs out of retries
 
 
 def _chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, backgrounds, templates, candidates) -> dict:
@@ -114,24 +120,35 @@ def _chunk_task(spec, fingerprint, lo, hi, bounds, segs, distractors, background
             "candidates": {c: candidates[c] for c in set(chunk_segs["category_id"]) if c in candidates}}
 
 
-def plan_chunk(task: dict) -> tuple[list[dict], int, int]:
+def plan_chunk(task: dict) -> tuple[list[dict], int, int, int]:
     """Plan base images [lo, hi) and their variants: a pure function of the task (each image
-    has its own seed). Returns the rows, short images and variants that could not be made."""
+    has its own seed). Returns the rows, short images, variants that could not be made and
+    images re-planned with their next seed."""
     spec, lay = task["spec"], task["spec"]["layout"]
     templates, off = task["templates"], task["offsets"]
-    rows, short, skipped = [], 0, 0
+    rows, short, skipped, replanned = [], 0, 0, 0
     for j, i in enumerate(range(task["lo"], task["hi"])):
-        img_rng = np.random.default_rng(np.random.SeedSequence([spec["job"]["seed"], 1, i]))
         ctx = {"width": lay["width"], "height": lay["height"],
                "template": templates[i % len(templates)] if templates else None}
-        row = _plan_image(img_rng, numbering.image_id(spec, i, 0), numbering.shard_of(spec, i),
-                          range(off[j], off[j + 1]), task["segs"], task["distractors"], task["backgrounds"], spec, ctx)
+        for attempt in range(REPLANS + 1):
+            # the first seed is the image's; each exhausted layout moves on to the next one
+            img_rng = np.random.default_rng(np.random.SeedSequence([spec["job"]["seed"], 1, i] + [attempt] * (attempt > 0)))
+            try:
+                row = _plan_image(img_rng, numbering.image_id(spec, i, 0), numbering.shard_of(spec, i),
+                                  range(off[j], off[j + 1]), task["segs"], task["distractors"], task["backgrounds"],
+                                  spec, ctx)
+                break
+            except layouts.LayoutExhausted as e:
+                if attempt == REPLANS:
+                    raise SoclakeError(f"image {i}: {e}, also with the next {REPLANS} seeds; plan fewer "
+                                       "objects per image ([sampling] objects)") from None
+        replanned += attempt > 0
         short += row.pop("_short")
         group, group_skipped = variations.derive(row, i, spec, task["candidates"])
         skipped += group_skipped
         rows += [{"job": spec.name, "fingerprint": task["fingerprint"], **r, "key": sample_key(r["image_id"])}
                  for r in group]
-    return rows, short, skipped
+    return rows, short, skipped, replanned
 
 
 def _plan_image(rng, image_id: int, shard: int, slots: range, segs: dict, distractors: dict | None,

@@ -29,6 +29,11 @@ class Placement:
     boxes: np.ndarray   # int32 (n, 4): x, y, w, h
     placed: np.ndarray  # bool (n,)
     visible: np.ndarray  # float (n,): planned visible fraction (box estimate)
+    frames: np.ndarray | None = None  # soc: the layout's boxes (x0, y0, x1, y1, canvas fractions) fitted into
+
+
+class LayoutExhausted(Exception):
+    """A layout used up its retry budget; the planner re-plans the image with its next seed."""
 
 
 Layout = Callable[[np.random.Generator, Objects, dict, dict], Placement]
@@ -224,3 +229,98 @@ def _clip_box(x: float, y: float, w: float, h: float, W: int, H: int) -> tuple[f
     a template box far outside the image must not become a huge paste."""
     x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(W)), min(y + h, float(H))
     return (x0, y0, x1 - x0, y1 - y0) if x1 - x0 >= 1 and y1 - y0 >= 1 else None
+
+
+# ---------------------------------------------------------------------------- SOC's layout
+# SOC_FACTS 1.5-1.6: box areas as fractions of the canvas area (SOC's pixel bounds at 640x480),
+# large boxes first, and its retry budget. They define the layout kind, so they are not spec keys.
+SOC_AREAS = {"large": (9216 / 307200, 0.5), "mid": (1024 / 307200, 9216 / 307200),
+             "small": (512 / 307200, 1024 / 307200)}
+SOC_ASPECT = (0.5, 2.0)
+SOC_SHARES = (0.24, 0.34)        # large = round(0.24 n), mid = round(0.34 n), small = the rest
+SOC_MIN_VISIBLE, SOC_MIN_MEAN_VISIBLE = 0.5, 0.8
+SOC_TRIES = 100                  # candidates per box before the layout restarts
+SOC_RESTARTS_PER_OBJECT = 100    # restarts per object (100 n) before the budget is exhausted
+
+
+def soc_buckets(n: int) -> tuple[int, int, int]:
+    """(large, mid, small) box counts for n objects: Python's round (ties to even), as SOC."""
+    large, mid = int(round(SOC_SHARES[0] * n)), int(round(SOC_SHARES[1] * n))
+    return large, mid, n - large - mid
+
+
+def union_area(rects: np.ndarray) -> float:
+    """Exact area of a union of axis-aligned rectangles (x0, y0, x1, y1), by coordinate compression."""
+    if len(rects) == 0:
+        return 0.0
+    xs, ys = np.unique(rects[:, [0, 2]]), np.unique(rects[:, [1, 3]])
+    cx, cy = (xs[:-1] + xs[1:]) / 2, (ys[:-1] + ys[1:]) / 2
+    inside = ((rects[:, 0, None, None] <= cx[None, None, :]) & (cx[None, None, :] < rects[:, 2, None, None])
+              & (rects[:, 1, None, None] <= cy[None, :, None]) & (cy[None, :, None] < rects[:, 3, None, None]))
+    covered = inside.any(axis=0)
+    return float((np.diff(ys)[:, None] * np.diff(xs)[None, :])[covered].sum())
+
+
+def soc_visible_ratios(frames: np.ndarray) -> np.ndarray:
+    """SOC's box visibility: 1 - area(box ∩ union of the boxes after it) / area(box)."""
+    out = np.ones(len(frames))
+    for i in range(len(frames) - 1):
+        b = frames[i]
+        later = frames[i + 1:].copy()
+        later[:, [0, 1]] = np.maximum(later[:, [0, 1]], b[[0, 1]])
+        later[:, [2, 3]] = np.minimum(later[:, [2, 3]], b[[2, 3]])
+        later = later[(later[:, 2] > later[:, 0]) & (later[:, 3] > later[:, 1])]
+        out[i] = 1 - union_area(later) / ((b[2] - b[0]) * (b[3] - b[1]))
+    return out
+
+
+def _soc_frames(rng, n: int) -> np.ndarray:
+    """SOC's boxes for n objects (large, mid, small), every one kept at least SOC_MIN_VISIBLE
+    visible and the mean at least SOC_MIN_MEAN_VISIBLE; LayoutExhausted after 100 n restarts."""
+    large, mid, small = soc_buckets(n)
+    kinds = ["large"] * large + ["mid"] * mid + ["small"] * small
+    for _ in range(max(1, int(round(SOC_RESTARTS_PER_OBJECT * n)))):
+        frames = np.zeros((0, 4))
+        for kind in kinds:
+            lo, hi = SOC_AREAS[kind]
+            for _ in range(SOC_TRIES):
+                area, aspect = rng.uniform(lo, hi), rng.uniform(*SOC_ASPECT)
+                w, h = math.sqrt(area * aspect), math.sqrt(area / aspect)
+                if w > 1 or h > 1:
+                    continue
+                x, y = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
+                candidate = np.vstack([frames, [x, y, x + w, y + h]])
+                ratios = soc_visible_ratios(candidate)
+                if ratios.min() >= SOC_MIN_VISIBLE and ratios.mean() >= SOC_MIN_MEAN_VISIBLE:
+                    frames = candidate
+                    break
+            else:
+                break  # this box failed: the whole layout restarts
+        if len(frames) == n:
+            return frames
+    raise LayoutExhausted(f"soc layout: no layout of {n} boxes after {SOC_RESTARTS_PER_OBJECT * n:g} restarts")
+
+
+def soc_fit(frame: tuple[int, int, int, int], aspect: float) -> tuple[int, int, int, int]:
+    """SOC's "fit" of a segment (width / height = aspect) in a pixel box: as large as fits,
+    aspect kept, centred (Python's round, ties to even)."""
+    x0, y0, x1, y1 = frame
+    bw, bh = max(1, round(x1 - x0)), max(1, round(y1 - y0))
+    if bw / bh > aspect:
+        new_w, new_h = round(bh * aspect), bh
+    else:
+        new_w, new_h = bw, round(bw / aspect)
+    new_w, new_h = max(1, new_w), max(1, new_h)
+    return round(x0 + (bw - new_w) / 2), round(y0 + (bh - new_h) / 2), new_w, new_h
+
+
+@layout("soc")
+def soc(rng, objs: Objects, params: dict, ctx: dict) -> Placement:
+    """SOC's fine-grained box layout: boxes by area bucket, large to small, pasted in that order
+    (small on top); object i (in sampling order) is fitted into box i."""
+    W, H = ctx["width"], ctx["height"]
+    n = len(objs.aspect)
+    frames = _soc_frames(rng, n)
+    pixels = [(int(x0 * W), int(y0 * H), int(min(x1 * W, W)), int(min(y1 * H, H))) for x0, y0, x1, y1 in frames]
+    boxes = np.array([soc_fit(f, float(a)) for f, a in zip(pixels, objs.aspect)], np.int32).reshape(-1, 4)
+    return Placement(boxes, np.ones(n, bool), soc_visible_ratios(frames), frames)

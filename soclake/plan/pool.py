@@ -47,11 +47,26 @@ def excluded_sources_text(excluded: list[tuple], view: str) -> str:
                      f"source {src!r}: none of its {n} segments passes {view}" for src, n, flagged in excluded)
 
 
+AUTO_FILTER = "auto"
+"""[pool] filter = "auto": filter_4 on sources with quality flags, filter_0 on the others."""
+
+
+def filter_view(lake: Lake, name: str) -> str:
+    """The view a [pool] filter names ("auto" is the view filter_auto)."""
+    return "filter_auto" if name == AUTO_FILTER else lake.check_filter(name)
+
+
+def auto_filters(lake: Lake) -> list[dict]:
+    """After open_eligible with filter "auto": per source, the filter it got and its eligible segments."""
+    rows = lake.con.execute(sqlfiles.query("auto_filters")).fetchall()
+    return [{"source": r[0], "filter": r[1], "eligible": r[2]} for r in rows]
+
+
 def open_eligible(lake: Lake, spec: JobSpec) -> CategoryCounts:
     """Define the _eligible view on the lake's sandboxed connection (the predicate is the
     spec's SQL) and count it per category; the planner's later queries run there too."""
     pool = spec["pool"]
-    view = lake.check_filter(pool["filter"])
+    view = filter_view(lake, pool["filter"])
     where = pool["where"].strip() or "TRUE"
     lake.safe_con.register("_job_sources", pa.table({"name": pa.array(pool["sources"], pa.string())}))
     lake.safe_con.register("_job_vocab", pa.table({"name": pa.array(read_vocab(spec), pa.string())}))

@@ -267,7 +267,7 @@ def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, backg
             if on_unreadable == "fail":
                 raise UnreadablePixels(f"segment {sid} cannot be read from {where} ({read_error(e)}); "
                                        f"{CHECK_PACKS}") from None
-            failures.append({"segment_id": sid, "pack": lv.get("pack"), "error": _read_error(e, lv or None)})
+            failures.append({"segment_id": sid, "pack": lv.get("pack"), "error": read_error(e)})
             continue
         if paste["flip"]:
             rgba = rgba[:, ::-1]
@@ -295,16 +295,6 @@ def _visible(canvas: Canvas, objects: list[dict], pan: np.ndarray, ids: np.ndarr
                                                    options["min_contrast"], options["min_detail"]) if pid else None)
     unseen = np.array([f is not None and f < options["min_shown"] for f in fractions], bool)
     return annotate.void(pan, ids[unseen]), np.where(unseen, 0, ids).astype(ids.dtype), fractions, int(unseen.sum())
-
-
-def _read_error(e: Exception, level: dict | None) -> str:
-    """The message of a failed segment read, without what differs between runs and lakes
-    (object addresses, the lake's path, pack names): samples must be byte-identical."""
-    msg = re.sub(r" at 0x[0-9a-f]+", "", f"{type(e).__name__}: {e}")
-    if level is not None:
-        pack = re.escape(level["pack"])
-        msg = re.sub(r"[^\s'\"]*" + pack, "<pack>", re.sub(r"'[^']*" + pack + "'", "'<pack>'", msg))
-    return msg[:300]
 
 
 def _finish(plan: dict, canvas: Canvas, objects: list[dict], layers: list[Layer], failures: list, segments: dict,

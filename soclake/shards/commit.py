@@ -22,6 +22,7 @@ from soclake import faults, paths, storage
 from soclake.lake import Lake
 from soclake.lake.schemas import table_names, to_table
 from soclake.paths import part_name
+from soclake.shards import index as shard_index
 
 
 def commit_shard(lake: Lake, job: str, fingerprint: str, stage: str, shard: int, data: bytes,
@@ -42,6 +43,17 @@ def commit_shard(lake: Lake, job: str, fingerprint: str, stage: str, shard: int,
     lake.append("manifest", to_table("manifest", [entry]), part)
     faults.point("committed")
     return entry
+
+
+def write_indexes(lake: Lake, job: str, fingerprint: str, stage: str) -> dict:
+    """Write the run's index.json and the job's index.json (its newest run) from the manifest."""
+    rows = lake.query("SELECT shard_uri, samples, bytes, sha256 FROM manifest WHERE fingerprint = $fp "
+                      "AND stage = $stage ORDER BY shard", {"fp": fingerprint, "stage": stage}).to_pylist()
+    index = None
+    for uri in (paths.run_index_uri(job, fingerprint), paths.job_index_uri(job)):
+        index = shard_index.build(job, fingerprint, stage, rows, uri)
+        shard_index.write(lake.fs, lake.path(uri), index)
+    return index
 
 
 def is_committed(lake: Lake, job: str, fingerprint: str, shard: int) -> bool:

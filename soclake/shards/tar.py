@@ -53,6 +53,19 @@ def member_problem(m: tarfile.TarInfo) -> str | None:
     return None
 
 
+IMAGE_EXTS = ("jpg", "png", "webp")
+
+
+def is_composite(ext: str) -> bool:
+    """Whether a member extension is a sample's composite (KEY.jpg, KEY.rgba.png, ...), not a map."""
+    return ext.split(".")[-1] in IMAGE_EXTS and not ext.startswith(("pan.", "fg."))
+
+
+def composite_member(members: dict) -> str | None:
+    """The extension of a sample's composite member, or None."""
+    return next((ext for ext in members if is_composite(ext)), None)
+
+
 Skip = Callable[[str, str], None]
 """Handler of skipped members: called with (member name, why)."""
 

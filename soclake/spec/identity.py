@@ -15,8 +15,11 @@ PACKAGE = Path(__file__).resolve().parent.parent
 CODE_FILES = (
     # everything that decides plans, pixels, annotations, texts or shard bytes
     "plan/*.py", "render/*.py", "stages/*.py", "stages/relight/*.py", "stages/refexp/*.py",
-    "imaging.py", "formats.py", "vocab.py", "colour_names.py", "data/colour_*", "data/xkcd_colour_survey.tsv",
-    "shards/tar.py", "spec/variations.py",
+    "imaging.py", "formats.py", "vocab.py", "colour_names.py", "shards/tar.py", "spec/variations.py",
+    # data files that decide colour words: the colour survey and its 6-bit class table
+    "data/colour_*", "data/xkcd_colour_survey.tsv",
+    # data files that decide texts and pixels by default: relight prompts, SOC's LLM request
+    "data/relight_prompts.json", "data/soc_refexp_*",
 )
 SQL_FILES = ("queries/*.sql", "10_filters.sql")  # the planner's queries and the quality filters decide plans
 

@@ -7,7 +7,7 @@ import os
 from soclake.errors import SoclakeError
 from soclake.spec import variations
 from soclake.spec.model import STAGE_KINDS, JobSpec, spec_kind, spec_schema
-from soclake.spec.rules import check_value, read_toml
+from soclake.spec.rules import check_value, parse_toml, read_toml
 
 
 def resolve(raw: dict, where: str = "job spec", base_dir: str = ".") -> JobSpec:
@@ -130,6 +130,25 @@ def _check_relight(v: dict, where: str) -> None:
             raise SoclakeError(f"{where}: [relight] {key} must be [low, high] within [{lo}, {hi}]")
 
 
-def load(path: str) -> JobSpec:
-    """Read and validate a TOML job spec."""
-    return resolve(read_toml(path, "job spec"), str(path), os.path.dirname(os.path.abspath(path)))
+def load(path: str, overrides: list[str] | tuple[str, ...] = ()) -> JobSpec:
+    """Read and validate a TOML job spec, with `overrides` ("section.key=VALUE", VALUE in TOML
+    syntax or a bare string) applied first."""
+    raw = read_toml(path, "job spec")
+    for item in overrides:
+        _override(raw, item, str(path))
+    return resolve(raw, str(path), os.path.dirname(os.path.abspath(path)))
+
+
+def _override(raw: dict, item: str, where: str) -> None:
+    target, sep, text = item.partition("=")
+    section, dot, key = target.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise SoclakeError(f"{where}: --set {item!r} must be SECTION.KEY=VALUE, e.g. job.images=8")
+    try:
+        value = parse_toml(f"v = {text.strip()}")["v"]
+    except ValueError:
+        value = text.strip()  # a bare word is a string: --set relight.backend=classic
+    section_values = raw.setdefault(section, {})
+    if not isinstance(section_values, dict):
+        raise SoclakeError(f"{where}: [{section}] must be a table")
+    section_values[key] = value

@@ -29,6 +29,11 @@ class Stage:
         """Parameters completed from the lake (e.g. category names), once per run."""
         return params
 
+    def inputs_digest(self, params: dict) -> str:
+        """Identity of what the outputs read besides the input shards (after prepare_params: e.g.
+        the lake's backgrounds, a prompts file); part of the job's fingerprint."""
+        return ""
+
     def actor_options(self, params: dict) -> dict | None:
         """Resources of long-lived workers that keep a model loaded between shards (e.g.
         {"num_gpus": 1}); None runs shards as plain tasks."""

@@ -14,7 +14,7 @@ from soclake.jobs import executors, runner
 from soclake.lake import Lake, catalog
 from soclake.lake.schemas import to_table
 from soclake.shards.commit import claim, commit_shard, sweep
-from soclake.shards.tar import read_samples, tar_bytes
+from soclake.shards.tar import composite_member, read_samples, tar_bytes
 from soclake.spec.identity import code_version, fingerprint
 from soclake.spec.model import JobSpec
 from soclake.stages.base import STAGES
@@ -50,9 +50,13 @@ def _stage_claimed_shard(lake: Lake, task: dict) -> dict:
     if hashlib.sha256(data).hexdigest() != task["input_sha256"]:
         raise SoclakeError(f"input shard {task['input_uri']} does not match its manifest sha256")
     out = stage.process(read_samples(data), task["params"], task["seed"],
-                        {"job": task["job"], "fingerprint": task["fingerprint"], "shard": task["shard"]})
+                        {"job": task["job"], "fingerprint": task["fingerprint"], "shard": task["shard"],
+                         "read": lake.read_range})
     faults.point("render")
-    tables = {t: to_table(t, rows) for t, rows in out.tables.items()}
+    rows = [{"job": task["job"], "fingerprint": task["fingerprint"], "stage": task["stage"], "image_id": int(key),
+             "key": key, "shard": task["shard"], "file_name": f"{key}.{composite_member(members)}"}
+            for key, members in out.samples if key.isdigit() and composite_member(members)]
+    tables = {t: to_table(t, rows) for t, rows in {**out.tables, "stage_images": rows}.items()}
     commit_shard(lake, task["job"], task["fingerprint"], task["stage"], task["shard"], tar_bytes(out.samples), tables,
                  [f"{task['input_uri']}#{task['input_sha256']}"], task["code_version"], task["params_json"],
                  samples=len(out.samples))
@@ -70,11 +74,11 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
     t0 = time.perf_counter()
     workers = runner.worker_count(lake, executor, workers)
     stage = STAGES.get(name)
-    params = dict(spec[name])
+    params = dict(spec[name], spec_dir=spec.base_dir)  # files a spec names are relative to its folder
     stage.check(params)  # e.g. a missing model is an error before any shard is read
     params = stage.prepare_params(lake, params)
     source = catalog.current(lake, spec["job"]["input"])
-    fp = fingerprint(spec, source.fingerprint)
+    fp = fingerprint(spec, source.fingerprint, stage.inputs_digest(params))
     inputs = lake.query("SELECT shard, shard_uri, sha256 FROM manifest WHERE fingerprint = $fp AND stage = $stage "
                         "ORDER BY shard", {"fp": source.fingerprint, "stage": source.stage}).to_pylist()
     done = catalog.committed_shards(lake, fp, name)

@@ -4,7 +4,7 @@
 -- Ranks order each category by (subcategory, segment_id): the planner draws ranks in numpy
 -- and resolves them here, so plans are reproducible whatever DuckDB's thread count.
 CREATE OR REPLACE TEMP VIEW _eligible AS
-SELECT segment_id, category_id, subcategory, width, height, alpha_fraction,
+SELECT segment_id, category_id, subcategory, width, height, alpha_fraction, source,
        source || '/' || split_part(source_uri, '#', 1) AS source_image,
        row_number() OVER (PARTITION BY category_id ORDER BY subcategory NULLS FIRST, segment_id) - 1 AS rank
 FROM {filter}

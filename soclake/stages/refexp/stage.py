@@ -11,7 +11,7 @@ from soclake import storage
 from soclake.errors import SoclakeError
 from soclake.render.scene_facts import CONTACT_MAX_PX
 from soclake.stages.base import Stage, StageOutput
-from soclake.stages.refexp import llm_backend, variation_qa
+from soclake.stages.refexp import llm_backend, soc_request, variation_qa
 from soclake.stages.refexp.graph_backend import describe
 from soclake.stages.refexp.scene import Rules, from_sample
 
@@ -26,6 +26,8 @@ def check(params: dict) -> None:
         raise SoclakeError(f"[refexp] colour_absent ({params['colour_absent']}) must not exceed colour_dominance "
                            f"({params['colour_dominance']})")
     llm_backend.check(params)  # endpoint settings are checked before any shard is read
+    if params["backend"] == "llm" and params["request"] == "soc":
+        soc_request.check(params)
 
 
 def prepare_params(lake, params: dict) -> dict:
@@ -57,7 +59,10 @@ def process(samples: list[tuple[str, dict]], params: dict, seed: int, context: d
         absent = [others[int(i)] for i in rng.permutation(len(others))[:params["absent_categories"]]]
         docs.append(describe(graph, image_seed, absent, counts(params)))
     if params["backend"] == "llm":  # the LLM writes the expressions; captions and QA stay exact
-        for doc, answer in zip(docs, llm_backend.describe_batch(graphs, counts(params), params, params.get("cache_dir"))):
+        answers = (soc_request.describe_batch(infos, graphs, counts(params), params, params.get("cache_dir"))
+                   if params["request"] == "soc" else
+                   llm_backend.describe_batch(graphs, counts(params), params, params.get("cache_dir")))
+        for doc, answer in zip(docs, answers):
             doc.update(answer)
     variation = variation_qa.by_key([(key, info, g) for (key, _), info, g in zip(samples, infos, graphs)])
     for (key, _), info, doc in zip(samples, infos, docs):
@@ -84,6 +89,10 @@ class Refexp(Stage):
 
     def prepare_params(self, lake, params: dict) -> dict:
         return prepare_params(lake, params)
+
+    def inputs_digest(self, params: dict) -> str:
+        """A template of one's own (request = "soc") decides the texts: its content is an input."""
+        return soc_request.template_digest(params) if params["backend"] == "llm" and params["request"] == "soc" else ""
 
     def process(self, samples, params: dict, seed: int, context: dict) -> StageOutput:
         return process(samples, params, seed, context)

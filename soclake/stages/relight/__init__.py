@@ -1,12 +1,16 @@
 """The relight stage (see soclake.stages.base): every sample's composite relit by a backend, then
-blended back per segment in Lab (SOC), annotations carried over unchanged (masks do not
-move) except the measured colours, taken again from the relit pixels. Backends are a
-registry imported when used.
+blended back per segment in Lab (SOC), annotations, pan.png and fg.png carried over unchanged
+(masks do not move) except the measured colours, taken again from the relit pixels. A
+composite without background comes out as an RGB JPEG of the whole scene (KEY.jpg): iclight keeps the background the model paints, classic first composes the
+objects on a lake background or a generated backdrop (backdrop.py). Backends are a registry
+imported when used.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 
 import cv2
 import numpy as np
@@ -17,7 +21,9 @@ from soclake.imaging import decode_rgb
 from soclake.registry import Registry
 from soclake.render import scene_facts
 from soclake.render.compose import encode_image
+from soclake.shards.tar import composite_member
 from soclake.stages.base import Stage, StageOutput
+from soclake.stages.relight import backdrop
 from soclake.stages.relight.labblend import area_ranked_lab_blend
 
 BACKENDS = Registry("relight backend", {"classic": "soclake.stages.relight.classic",
@@ -26,10 +32,10 @@ GPU_BACKENDS = ("iclight",)
 
 
 def _split_members(members: dict[str, bytes]) -> tuple[str, bytes]:
-    for ext, data in members.items():
-        if ext.split(".")[-1] in ("jpg", "png", "webp") and not ext.startswith(("pan.", "fg.")):
-            return ext, data
-    raise SoclakeError("sample has no composite image member")
+    ext = composite_member(members)
+    if ext is None:
+        raise SoclakeError("sample has no composite image member")
+    return ext, members[ext]
 
 
 def prepare_sample(members: dict[str, bytes], seed: int) -> dict:
@@ -61,23 +67,43 @@ def prepare_sample(members: dict[str, bytes], seed: int) -> dict:
             "has_background": has_background, "info": info, "seed": seed, "rng": np.random.default_rng(seed)}
 
 
-def finish_sample(members: dict[str, bytes], s: dict, relit: np.ndarray, drawn: dict, params: dict) -> dict[str, bytes]:
-    """Blend the relit image back per segment and encode the new members."""
-    ext, rgb, alpha, segments, whole, info = s["ext"], s["rgb"], s["alpha"], s["segments"], s["whole"], s["info"]
-    has_background, seed = s["has_background"], s["seed"]
-    if relit.shape != rgb.shape:
-        relit = cv2.resize(relit, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_AREA)
-    blended = relit if whole else area_ranked_lab_blend(rgb, relit, segments, tuple(params["blend_alpha"]),
-                                                        params["blend_steepness"])
-    if not has_background:
-        blended = cv2.bitwise_and(blended, blended, mask=alpha)  # keep transparent pixels colourless
-        out = np.dstack([blended, alpha])
+def scene_of(s: dict, backend, params: dict, read) -> None:
+    """For a composite without background: the scene the backend relights and the original the
+    blend keeps the objects' chroma from. A backend that paints the background (iclight) relights
+    the objects on grey and is blended against that input, as SOC; otherwise (classic) the
+    objects are composed on a background drawn for the sample, recorded in s["background"]."""
+    if s["has_background"]:
+        return
+    if getattr(backend, "PAINTS_BACKGROUND", False):
+        s["original"] = backend.gray_backed(s["rgb"], s["alpha"])
+        return
+    H, W = s["alpha"].shape
+    if params["background"] == "pool":
+        bg, s["background"] = backdrop.draw(s["rng"], W, H, params.get("backgrounds"), read)
     else:
-        out = blended
-    info["relight"] = {"backend": params["backend"], "seed": seed, "relit_whole_image": whole, **drawn}
-    new = dict(members)
-    new[ext] = encode_image(out, ext.split(".")[-1], 95)
-    scene_facts.recolour(info, _as_read(new[ext], ext, blended), segments)
+        bg, s["background"] = backdrop.generated(s["rng"], W, H)
+    s["rgb"] = s["original"] = backdrop.compose_on(s["rgb"], s["alpha"], bg)
+    s["scene_has_background"] = True
+
+
+def finish_sample(members: dict[str, bytes], s: dict, relit: np.ndarray, drawn: dict, params: dict) -> dict[str, bytes]:
+    """Blend the relit image back per segment and encode the new members: the same composite
+    member for an input with background, KEY.jpg (RGB) for one without."""
+    ext, rgb, segments, whole, info = s["ext"], s["rgb"], s["segments"], s["whole"], s["info"]
+    original = s.get("original", rgb)
+    if relit.shape != original.shape:
+        relit = cv2.resize(relit, (original.shape[1], original.shape[0]), interpolation=cv2.INTER_AREA)
+    blended = relit if whole else area_ranked_lab_blend(original, relit, segments, tuple(params["blend_alpha"]),
+                                                        params["blend_steepness"])
+    out_ext = ext if s["has_background"] else "jpg"
+    info["relight"] = {"backend": params["backend"], "seed": s["seed"], "relit_whole_image": whole, **drawn}
+    if "background" in s:
+        info["relight"]["background"] = s["background"]
+    if out_ext != ext:
+        info["file_name"] = f"{s['key']}.{out_ext}"
+    new = {out_ext: encode_image(blended, out_ext.split(".")[-1], params["quality"])}
+    new.update((k, v) for k, v in members.items() if k != ext)
+    scene_facts.recolour(info, _as_read(new[out_ext], out_ext, blended), segments)
     new["json"] = json.dumps(info, sort_keys=True, separators=(",", ":")).encode()
     return new
 
@@ -87,17 +113,33 @@ def _as_read(data: bytes, ext: str, rgb: np.ndarray) -> np.ndarray:
     return decode_rgb(data) if ext.split(".")[-1] == "jpg" else rgb
 
 
-def relight_samples(samples: list[tuple[str, dict]], backend, params: dict, seed: int) -> list[tuple[str, dict]]:
-    """Relight a shard's samples, in batches when the backend offers relight_batch."""
+def relight_samples(samples: list[tuple[str, dict]], backend, params: dict, seed: int,
+                    read=None) -> list[tuple[str, dict]]:
+    """Relight a shard's samples, in batches when the backend offers relight_batch. `read`
+    (pack, offset, length) -> bytes reads the lake's backgrounds."""
     prepared = [prepare_sample(m, int(np.random.SeedSequence([seed, int(key)]).generate_state(1)[0]))
                 for key, m in samples]
-    items = [(p["rgb"], p["shape"], p["segments"], p["has_background"], p["rng"]) for p in prepared]
+    for (key, _), p in zip(samples, prepared):
+        p["key"] = key
+        scene_of(p, backend, params, read)
+    items = [(p["rgb"], p["shape"], p["segments"], p.get("scene_has_background", p["has_background"]), p["rng"])
+             for p in prepared]
     if hasattr(backend, "relight_batch"):
         results = backend.relight_batch(items, params)
     else:
         results = [backend.relight(*item, params) for item in items]
     return [(key, finish_sample(m, p, relit, drawn, params))
             for (key, m), p, (relit, drawn) in zip(samples, prepared, results)]
+
+
+SPEC_FILES = ("prompts", "model", "offset")
+
+
+def with_spec_files(params: dict) -> dict:
+    """params with the files its keys name made relative to the spec's folder ("" stays "")."""
+    def resolve(value: str) -> str:
+        return value if not value or os.path.isabs(value) else os.path.join(params.get("spec_dir", "."), value)
+    return {**params, **{k: resolve(params.get(k) or "") for k in SPEC_FILES}}
 
 
 class Relight(Stage):
@@ -108,7 +150,26 @@ class Relight(Stage):
     def check(self, params: dict) -> None:
         backend = BACKENDS.get(params["backend"])
         if hasattr(backend, "check"):
-            backend.check(params)
+            backend.check(with_spec_files(params))
+
+    def prepare_params(self, lake, params: dict) -> dict:
+        """Resolve the files the spec names against its folder; for classic, the lake's
+        backgrounds a composite without one may be given."""
+        params = with_spec_files(params)
+        if params["backend"] == "classic" and params["background"] == "pool":
+            params["backgrounds"] = backdrop.pool(lake, params["background_sources"])
+        return params
+
+    def inputs_digest(self, params: dict) -> str:
+        """What the outputs read besides the input shards: the backgrounds drawn from and the
+        prompts file's content."""
+        h = hashlib.sha256()
+        if params.get("backgrounds"):
+            h.update(backdrop.digest(params["backgrounds"]).encode())
+        if params["backend"] == "iclight" and params["prompts"]:
+            with open(params["prompts"], "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+        return h.hexdigest()
 
     def actor_options(self, params: dict) -> dict:
         """Relight runs on long-lived workers that keep the backend loaded (the iclight model, the
@@ -116,7 +177,7 @@ class Relight(Stage):
         return {"num_gpus": params["num_gpus"] if params["backend"] in GPU_BACKENDS else 0.0}
 
     def process(self, samples: list[tuple[str, dict]], params: dict, seed: int, context: dict) -> StageOutput:
-        out = relight_samples(samples, BACKENDS.get(params["backend"]), params, seed)
+        out = relight_samples(samples, BACKENDS.get(params["backend"]), params, seed, context.get("read"))
         return StageOutput(out, flagged=sum(json.loads(m["json"])["relight"]["relit_whole_image"] for _, m in out))
 
 

@@ -1,12 +1,15 @@
-"""The `iclight` relight backend: IC-Light "fc" on Stable Diffusion 1.5 through diffusers.
+"""The `iclight` relight backend: IC-Light "fc" on Stable Diffusion 1.5 through diffusers, set up
+as SOC uses it (SOC_FACTS 2.1-2.3).
 
 Loads a local diffusers-format SD 1.5 folder and an IC-Light offset file (no downloads),
 widens the UNet's conv_in to 8 channels (the foreground latents are concatenated to the
 noisy latents through a forward hook), merges the offset into the weights, then relights
 each composite like IC-Light's demo: a text-to-image pass (light "none") or an image-to-image
 pass from a light-gradient background at low resolution, then an image-to-image pass at full
-resolution. fp16 on CUDA, batched by light direction. torch, diffusers and transformers are
-imported here only (pip install 'soclake[relight]').
+resolution; DPM++ 2M SDE Karras, prompts encoded in 75-token chunks. On CUDA the text encoder
+and UNet run in float16, the VAE in bfloat16 (SOC's dtypes); float32 on CPU. The model paints
+the background of a composite that has none. torch, diffusers and transformers are imported
+here only (pip install 'soclake[relight]').
 """
 from __future__ import annotations
 
@@ -18,15 +21,10 @@ import cv2
 import numpy as np
 
 from soclake.errors import SoclakeError
+from soclake.resources import package_data
 
-DEFAULT_PROMPTS = [
-    "sunshine from window", "neon light, city", "sunset over sea", "golden time", "sci-fi RGB glowing, cyberpunk",
-    "natural lighting", "warm atmosphere, at home, bedroom", "magic lit", "evil, gothic, Yharnam",
-    "light and shadow", "shadow from window", "soft studio lighting", "home atmosphere, cozy bedroom illumination",
-    "neon, Wong Kar-wai, warm",
-]
-A_PROMPT = "best quality"
-N_PROMPT = "lowres, bad anatomy, bad hands, cropped, worst quality"
+PAINTS_BACKGROUND = True  # a composite without background is relit whole: the model paints one
+SOC_SEED = 123456  # [relight] seed = "fixed": SOC's one diffusion seed for every image
 LAYOUT = ("tokenizer", "text_encoder", "vae", "unet")
 
 
@@ -46,6 +44,7 @@ def resolve_paths(params: dict) -> tuple[str, str]:
 
 def check(params: dict) -> None:
     resolve_paths(params)
+    _prompts(params["prompts"])
     try:  # the relight extra, imported only by this backend
         import diffusers  # noqa: F401
         import torch  # noqa: F401
@@ -97,6 +96,28 @@ def merge_offset(unet, offset_path: str) -> None:
     unet.load_state_dict({k: origin[k] + offset[k].to(origin[k]) for k in origin}, strict=True)
 
 
+def scheduler_config() -> dict:
+    """SOC's scheduler: DPM++ 2M SDE with Karras sigmas over diffusers' default linear betas."""
+    return dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, algorithm_type="sde-dpmsolver++",
+                use_karras_sigmas=True, steps_offset=1)
+
+
+def module_dtypes(device_type: str) -> dict:
+    """Dtype of each model on a device: SOC's on CUDA (text encoder and UNet float16, VAE
+    bfloat16), float32 elsewhere."""
+    import torch  # optional extra (relight)
+    if device_type != "cuda":
+        return {"text_encoder": torch.float32, "vae": torch.float32, "unet": torch.float32}
+    return {"text_encoder": torch.float16, "vae": torch.bfloat16, "unet": torch.float16}
+
+
+def chunk_tokens(ids: list[int], bos: int, eos: int, size: int = 75) -> list[list[int]]:
+    """IC-Light's long-prompt rule: the prompt's tokens in chunks of `size`, each wrapped in
+    BOS ... EOS and padded with EOS to size + 2 (at least one chunk)."""
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)] or [[]]
+    return [[bos] + c + [eos] * (size + 2 - len(c) - 1) for c in chunks]
+
+
 class ICLight:
     """A loaded IC-Light fc model with its text-to-image and image-to-image pipelines."""
 
@@ -112,7 +133,7 @@ class ICLight:
         from transformers import CLIPTextModel, CLIPTokenizer  # optional extra (relight)
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.dtypes = module_dtypes(self.device.type)
         tokenizer = CLIPTokenizer.from_pretrained(model, subfolder="tokenizer")
         text_encoder = CLIPTextModel.from_pretrained(model, subfolder="text_encoder")
         vae = AutoencoderKL.from_pretrained(model, subfolder="vae")
@@ -120,10 +141,9 @@ class ICLight:
         widen_conv_in(unet)
         merge_offset(unet, offset)
         hook_concat(unet)
-        for m in (text_encoder, vae, unet):
-            m.to(device=self.device, dtype=self.dtype).eval()
-        scheduler = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                                                algorithm_type="sde-dpmsolver++", use_karras_sigmas=True, steps_offset=1)
+        for name, m in (("text_encoder", text_encoder), ("vae", vae), ("unet", unet)):
+            m.to(device=self.device, dtype=self.dtypes[name]).eval()
+        scheduler = DPMSolverMultistepScheduler(**scheduler_config())
         parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                      safety_checker=None, feature_extractor=None, requires_safety_checker=False)
         self.t2i = StableDiffusionPipeline(**parts)
@@ -133,24 +153,36 @@ class ICLight:
         self.vae, self.tokenizer, self.text_encoder = vae, tokenizer, text_encoder
         self.scale = self.t2i.vae_scale_factor
 
-    def _encode_prompt(self, texts: list[str]):
+    def encode_prompts(self, positive: list[str], negative: list[str]):
+        """(conditional, unconditional) embeddings, IC-Light's way: every prompt in 75-token
+        chunks, each encoded on its own; all chunk lists repeated to the longest one's count
+        and concatenated along the sequence (77, 154, ... tokens), so no prompt is cut."""
         import torch  # optional extra (relight)
-        ids = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids.to(self.device)
+        tok = self.tokenizer
+        lists = [chunk_tokens(tok(t, add_special_tokens=False, truncation=False).input_ids,
+                              tok.bos_token_id, tok.eos_token_id, tok.model_max_length - 2)
+                 for t in positive + negative]
+        most = max(len(c) for c in lists)
+        lists = [(c * -(-most // len(c)))[:most] for c in lists]
+        ids = torch.tensor([chunk for c in lists for chunk in c], device=self.device)
         with torch.no_grad():
-            return self.text_encoder(ids)[0]
+            emb = self.text_encoder(ids)[0]
+        emb = emb.reshape(len(lists), most * emb.shape[1], emb.shape[2]).to(self.dtypes["unet"])
+        return emb[:len(positive)], emb[len(positive):]
 
     def _to_latents(self, images: np.ndarray):
         import torch  # optional extra (relight)
-        x = torch.from_numpy(images).float().div(127.0).sub(1.0).permute(0, 3, 1, 2).to(self.device, self.dtype)
+        x = torch.from_numpy(images).float().div(127.0).sub(1.0).permute(0, 3, 1, 2)
         with torch.no_grad():
-            return self.vae.encode(x).latent_dist.mode() * self.vae.config.scaling_factor
+            x = x.to(self.device, self.dtypes["vae"])
+            return (self.vae.encode(x).latent_dist.mode() * self.vae.config.scaling_factor).to(self.dtypes["unet"])
 
     def _to_pixels(self, latents) -> np.ndarray:
         import torch  # optional extra (relight)
         with torch.no_grad():
-            x = self.vae.decode(latents / self.vae.config.scaling_factor).sample
-        return (x.float().permute(0, 2, 3, 1).mul(127.5).add(127.5).clamp(0, 255).round().byte().cpu().numpy())
+            x = self.vae.decode(latents.to(self.dtypes["vae"]) / self.vae.config.scaling_factor).sample
+        # IC-Light's pytorch2numpy: x * 127.5 + 127.5, clipped, cast (truncated) to uint8
+        return x.float().permute(0, 2, 3, 1).mul(127.5).add(127.5).clamp(0, 255).byte().cpu().numpy()
 
     def relight(self, fgs: np.ndarray, direction: str, prompts: list[str], seeds: list[int], params: dict) -> np.ndarray:
         """Relit images (N, H, W, 3) of gray-backed foregrounds (N, H, W, 3), one light direction."""
@@ -160,11 +192,11 @@ class ICLight:
         w = max(unit, int(round(W / params["highres_scale"] / unit)) * unit)
         h = max(unit, int(round(H / params["highres_scale"] / unit)) * unit)
         gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-        conds = self._encode_prompt([f"{p}, {A_PROMPT}" for p in prompts])
-        unconds = self._encode_prompt([N_PROMPT] * n)
+        conds, unconds = self.encode_prompts([f"{p}, {params['added_prompt']}" for p in prompts],
+                                             [params["negative_prompt"]] * n)
         common = dict(prompt_embeds=conds, negative_prompt_embeds=unconds, generator=gens, output_type="latent",
                       guidance_scale=params["cfg"])
-        small = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in fgs])
+        small = fgs if (w, h) == (W, H) else np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in fgs])
         concat = self._to_latents(small)
         if direction == "none":
             latents = self.t2i(width=w, height=h, num_inference_steps=params["steps"],
@@ -174,12 +206,13 @@ class ICLight:
             steps = int(round(params["steps"] / params["lowres_denoise"]))
             latents = self.i2i(image=self._to_latents(bg), strength=params["lowres_denoise"], num_inference_steps=steps,
                                cross_attention_kwargs={"concat_conds": concat}, **common).images
-        pixels = self._to_pixels(latents.to(self.dtype))
-        big = np.stack([cv2.resize(p, (W, H), interpolation=cv2.INTER_LANCZOS4) for p in pixels])
+        pixels = self._to_pixels(latents)
+        big = pixels if (w, h) == (W, H) else np.stack([cv2.resize(p, (W, H), interpolation=cv2.INTER_LANCZOS4)
+                                                         for p in pixels])
         steps = int(round(params["steps"] / params["highres_denoise"]))
         latents = self.i2i(image=self._to_latents(big), strength=params["highres_denoise"], num_inference_steps=steps,
                            cross_attention_kwargs={"concat_conds": self._to_latents(fgs)}, **common).images
-        return self._to_pixels(latents.to(self.dtype))
+        return self._to_pixels(latents)
 
 
 def light_gradient(direction: str, w: int, h: int) -> np.ndarray:
@@ -201,13 +234,17 @@ def load(model: str, offset: str, device: str) -> ICLight:
 
 @lru_cache(maxsize=8)
 def _prompts(path: str) -> tuple[str, ...]:
-    if not path:
-        return tuple(DEFAULT_PROMPTS)
+    """The illumination prompts of a JSON list file (SOC's --illuminate_prompts_path); "" is
+    soclake's default list."""
+    path = path or str(package_data("relight_prompts.json"))
     try:
-        prompts = json.load(open(path, encoding="utf-8"))
-        assert isinstance(prompts, list) and prompts and all(isinstance(p, str) for p in prompts)
-    except (OSError, ValueError, AssertionError):
-        raise SoclakeError(f"[relight] prompts {path} must be a JSON list of strings") from None
+        with open(path, encoding="utf-8") as f:
+            prompts = json.load(f)
+    except (OSError, ValueError):
+        prompts = None
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise SoclakeError(f"[relight] prompts {path}: must be a readable JSON list of non-empty strings, "
+                           'e.g. ["sunset over sea", "neon light, city"]')
     return tuple(prompts)
 
 
@@ -219,8 +256,10 @@ def relight_batch(items: list[tuple], params: dict) -> list[tuple[np.ndarray, di
     drawn = []
     for rgb, alpha, _, has_background, rng in items:
         d = params["directions"][int(rng.integers(len(params["directions"])))]
-        drawn.append({"direction": d, "prompt": prompts[int(rng.integers(len(prompts)))],
-                      "diffusion_seed": int(rng.integers(0, 2 ** 31))})
+        prompt = prompts[int(rng.integers(len(prompts)))]
+        seed = int(rng.integers(0, 2 ** 31))  # drawn either way, so "fixed" changes nothing else
+        drawn.append({"direction": d, "prompt": prompt,
+                      "diffusion_seed": SOC_SEED if params["seed"] == "fixed" else seed})
     fgs = [gray_backed(rgb, alpha if not has_background else None) for rgb, alpha, *_ in items]
     out: list = [None] * len(items)
     for direction in dict.fromkeys(d["direction"] for d in drawn):
@@ -243,4 +282,4 @@ def gray_backed(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     if alpha is None:
         return rgb
     a = alpha.astype(np.float32)[..., None] / 255
-    return np.clip(127 + (rgb.astype(np.float32) - 127) * a + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(127 + (rgb.astype(np.float32) - 127) * a, 0, 255).astype(np.uint8)  # truncated, as SOC
