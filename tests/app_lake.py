@@ -1,6 +1,6 @@
 """The lake the app's tests browse: the built-in sample pool (with a duplicate rejected at
 ingest), a compose job with foreground masks, its relit version and referring expressions on
-the relit one, and generated segment rows (real levels, new ids) so that the gallery has
+the relit one, a transparent compose job and its relit scene, and generated segment rows (real levels, new ids) so that the gallery has
 several pages. Built once per test session; tests treat it as read-only."""
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from soclake.sample_pool import write_sample_pool
 GENERATED = 230
 """Extra segment rows: with the real ones, three gallery pages of 100."""
 JOBS = ("appj", "appj-relit", "appj-refexp")
+CLEAR = ("appt", "appt-relit")
+"""A compose job without background (KEY.rgba.png) and its relit version (KEY.jpg: relight
+composes the scene), so that a lineage's runs name their composites differently."""
 
 
 def build(root: str) -> Lake:
@@ -37,6 +40,11 @@ def build(root: str) -> Lake:
             progress=False)
     api.run(lake, {"job": {"name": JOBS[2], "input": JOBS[1]}, "refexp": {"backend": "graph", "min_pixels": 16}},
             workers=1, progress=False)
+    api.run(lake, {"job": {"name": CLEAR[0], "images": 2, "shard_size": 2, "seed": 4},
+                   "pool": {"filter": "filter_0"}, "sampling": {"objects": [2, 3]},
+                   "layout": {"width": 128, "height": 128}, "render": {"background": "none"}}, workers=1, progress=False)
+    api.run(lake, {"job": {"name": CLEAR[1], "input": CLEAR[0]}, "relight": {"backend": "classic"}}, workers=1,
+            progress=False)
     _generated_rows(lake, GENERATED)
     return lake
 

@@ -159,7 +159,7 @@ def test_unknown_and_malformed_segment_ids(client):
 # ---------------------------------------------------------------------------- jobs
 def test_jobs_have_progress_lineage_and_their_job_json(client, app_lake):
     runs = {r["job"]: r for r in client.get("/api/jobs").json()["runs"]}
-    assert set(runs) == {JOB, RELIT, REFEXP}
+    assert set(runs) == {JOB, RELIT, REFEXP, "appt", "appt-relit"}
     compose, relit, refexp = runs[JOB], runs[RELIT], runs[REFEXP]
     assert (compose["stage"], relit["stage"], refexp["stage"]) == ("compose", "relight", "refexp")
     assert compose["shards"] == compose["shards_committed"] == 2 and compose["state"] == "complete"
@@ -238,6 +238,22 @@ def test_sample_page_shows_the_lineage_and_expressions_by_bucket(client, app_lak
     assert data["refexp"]["qa"] == jsonio.plain(doc["qa"]) and data["refexp"]["caption"] == doc["caption"]
     pretty = client.get(f"{data['members']['json']}?pretty=1")
     assert json.loads(pretty.content) == info and b"\n" in pretty.content  # exact, big seeds included
+
+
+def test_runs_of_a_lineage_show_their_own_composites(client, app_lake):
+    """A transparent composite (KEY.rgba.png) is relit as a scene (KEY.jpg): each run's page,
+    thumbnails and views name the composite that run's shard holds."""
+    fps = {job: run_of(client, job)["fingerprint"] for job in ("appt", "appt-relit")}
+    for job, ext in (("appt", "rgba.png"), ("appt-relit", "jpg")):
+        members = shard_members(app_lake, job, fps[job])
+        for key, exts in members.items():
+            data = client.get(f"/api/jobs/{job}/{fps[job]}/samples/{key}").json()
+            assert data["composite"].endswith(f"/members/{ext}")
+            assert client.get(data["composite"]).content == exts[ext]
+            for v in data["views"]:
+                other = "rgba.png" if v["stage"] == "compose" else "jpg"
+                assert client.get(v["composite"]).content == shard_members(app_lake, v["job"], v["fingerprint"])[key][other]
+            assert client.get(f"/api/jobs/{job}/{fps[job]}/samples/{key}/thumbnail").status_code == 200
 
 
 def test_sample_parameters_are_validated(client):
@@ -371,7 +387,7 @@ def test_no_endpoint_writes_to_the_lake(app_lake):
             sample = c.get(f"{base}/samples").json()["samples"][0]
             urls += [base, f"{base}/samples", f"{base}/samples/{sample['key']}", sample["thumbnail"],
                      f"{base}/samples/{sample['key']}/members/json", f"/images/{r['job']}/{r['fingerprint']}"]
-        assert len(endpoints) == 19
+        assert len(endpoints) == 19 and len(runs) == 5
         for url in urls:
             assert c.get(url).status_code == 200, url
         assert c.post("/api/sql", json={"sql": "SELECT 1"}).status_code == 200

@@ -128,6 +128,9 @@ def test_every_page_loads_without_console_errors(page, app_lake, tmp_path):
              "images": ("/images", "#runs figure"),
              "grid": (f"/images/{RELIT}/{fps[RELIT]}", "#samples figure img"),
              "sample": (f"/images/{RELIT}/{fps[RELIT]}/000000000", "body[data-ready]"),
+             "sample-transparent": (f"/images/appt/{fps['appt']}/000000000", "body[data-ready]"),
+             "sample-relit-scene": (f"/images/appt-relit/{fps['appt-relit']}/000000001", "body[data-ready]"),
+             "grid-relit-scene": (f"/images/appt-relit/{fps['appt-relit']}", "#samples figure img"),
              "audit": ("/audit?vocab=coco&job=appj", "#pool-categories")}
     shots = tmp_path / "screenshots"
     shots.mkdir()

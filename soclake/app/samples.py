@@ -14,7 +14,7 @@ from soclake.app import guard, jobs, shardfiles
 from soclake.app.state import LakeView
 from soclake.imaging import open_image
 from soclake.lake import catalog
-from soclake.shards.tar import parse_key
+from soclake.shards.tar import composite_member, parse_key
 from soclake.stages.refexp.stage import KINDS
 
 PAGE, MAX_PAGE = 48, 500
@@ -78,7 +78,7 @@ def thumbnail(view: LakeView, job: str, fingerprint: str, key: str, side: int = 
     row, shard = _locate(view, run, key)
 
     def make() -> bytes:
-        data = shardfiles.read_member(view, shard, row["key"], _composite_ext(row))
+        data = shardfiles.read_member(view, shard, row["key"], _composite_ext(view, shard, row["key"]))
         im = open_image(data)
         im.thumbnail((side, side), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
@@ -90,8 +90,13 @@ def thumbnail(view: LakeView, job: str, fingerprint: str, key: str, side: int = 
     return view.thumbnails.get_or(("composite", run["fingerprint"], row["key"], side), make)
 
 
-def _composite_ext(row: dict) -> str:
-    return row["file_name"].split(".", 1)[1]
+def _composite_ext(view: LakeView, shard: str, key: str) -> str:
+    """The composite member of a sample in this run's shard: runs of one lineage may name it
+    differently (a transparent KEY.rgba.png is relit as a scene, KEY.jpg)."""
+    ext = composite_member(shardfiles.member_index(view, shard).get(key, {}))
+    if ext is None:
+        raise guard.not_found(f"sample {key} of {shard} has no composite image member")
+    return ext
 
 
 def sample(view: LakeView, job: str, fingerprint: str, key: str) -> dict:
@@ -101,7 +106,7 @@ def sample(view: LakeView, job: str, fingerprint: str, key: str) -> dict:
     row, shard = _locate(view, run, key)
     members = shardfiles.member_index(view, shard).get(row["key"], {})
     info = json.loads(shardfiles.read_member(view, shard, row["key"], "json"))
-    ext = _composite_ext(row)
+    ext = _composite_ext(view, shard, row["key"])
     here = f"/api/jobs/{run['job']}/{run['fingerprint']}/samples/{row['key']}"
     views, refexp = [], None
     for other in jobs.lineage(view, run):
@@ -109,7 +114,8 @@ def sample(view: LakeView, job: str, fingerprint: str, key: str) -> dict:
         if located is None:
             continue
         other_url = f"/api/jobs/{other['job']}/{other['fingerprint']}/samples/{row['key']}"
-        views.append({**other, "composite": f"{other_url}/members/{ext}", "this": other["fingerprint"] == run["fingerprint"],
+        other_ext = _composite_ext(view, located[1], row["key"])
+        views.append({**other, "composite": f"{other_url}/members/{other_ext}", "this": other["fingerprint"] == run["fingerprint"],
                       "page": f"/images/{other['job']}/{other['fingerprint']}/{row['key']}"})
         if other["stage"] == "refexp" and (refexp is None or other["fingerprint"] == run["fingerprint"]):
             refexp = {"run": other, "url": f"{other_url}/members/refexp.json"}

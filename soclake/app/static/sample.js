@@ -173,7 +173,7 @@ async function showSample() {
   const [composite, pan] = await Promise.all([bitmap(data.composite), data.members["pan.png"] ? bitmap(data.members["pan.png"]) : null]);
   const ids = pan ? panopticIds(pan) : new Int32Array(composite.width * composite.height);
   const canvas = el("canvas", {id: "composite", class: "stage-canvas", width: composite.width, height: composite.height});
-  const stage = new Stage(canvas, pixelsOf(composite, img.file_name.includes(".rgba.")), ids, data.instances);
+  const stage = new Stage(canvas, pixelsOf(composite, /\/members\/rgba\./.test(data.composite)), ids, data.instances);
   stage.draw();
 
   const main = page();
