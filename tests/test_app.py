@@ -85,6 +85,17 @@ def test_sorted_by_size_pages_follow_alpha_area(client, app_lake):
     assert [r["segment_id"] for r in rows] == [sid for _, sid in pairs]
 
 
+def test_category_suggestions_start_with_the_prefix_most_segments_first(client, app_lake):
+    table = segments_table(app_lake).filter(pc.invert(pc.field("is_distractor")))
+    counts = {}
+    for c in table["category"].to_pylist():
+        counts[c] = counts.get(c, 0) + 1
+    want = sorted(((n, c) for c, n in counts.items() if c.startswith("b")), key=lambda x: (-x[0], x[1]))
+    got = client.get("/api/pool/categories?prefix=B").json()
+    assert [(r["segments"], r["category"]) for r in got] == want and want
+    assert len(client.get("/api/pool/categories?limit=2").json()) == 2
+
+
 def test_bad_filters_and_cursors_are_clear_400s(client):
     for query, word in [("view=segments;drop", "view"), ("min_side=-3", "min_side"), ("after=zz", "cursor"),
                         ("sort=random", "sort"), ("limit=100000", "limit")]:

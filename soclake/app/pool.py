@@ -116,8 +116,10 @@ def facets(view: LakeView) -> dict:
 
 
 def categories(view: LakeView, prefix: str, limit: int = 50) -> list[dict]:
-    prefix = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")[:200]
-    return view.rows("app/pool_categories", {"prefix": prefix, "limit": min(max(limit, 1), 500)})
+    """Categories whose name starts with `prefix` (any case), most segments first."""
+    every = view.remember(("categories",), lambda: view.rows("app/pool_categories"))
+    prefix = prefix.strip().lower()[:200]
+    return [c for c in every if c["category"].lower().startswith(prefix)][:min(max(limit, 1), 500)]
 
 
 # ---------------------------------------------------------------------------- one segment

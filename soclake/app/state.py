@@ -101,4 +101,6 @@ def _cost(value: Any) -> int:
         return table.nbytes + 1024
     if isinstance(value, (bytes, str)):
         return len(value) + 64
+    if isinstance(value, list):
+        return 256 * len(value) + 64
     return 4096

@@ -1,6 +1,5 @@
--- Category names for the gallery's category box: those starting with $prefix (any case),
--- most segments first.
+-- The pool's categories with segments, most segments first: the gallery's category box
+-- suggests from this list (read once until the lake changes; filtered by prefix in the app).
 SELECT category, segments FROM category_counts
-WHERE segments > 0 AND lower(category) LIKE lower($prefix) || '%' ESCAPE '\'
-ORDER BY segments DESC, category
-LIMIT $limit;
+WHERE segments > 0
+ORDER BY segments DESC, category;
