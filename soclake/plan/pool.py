@@ -58,7 +58,7 @@ def filter_view(lake: Lake, name: str) -> str:
 
 def auto_filters(lake: Lake) -> list[dict]:
     """After open_eligible with filter "auto": per source, the filter it got and its eligible segments."""
-    rows = lake.con.execute(sqlfiles.query("auto_filters")).fetchall()
+    rows = lake.safe_con.execute(sqlfiles.query("auto_filters")).fetchall()
     return [{"source": r[0], "filter": r[1], "eligible": r[2]} for r in rows]
 
 
