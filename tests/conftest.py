@@ -118,3 +118,10 @@ def folders_lake(root, seed_step: int):
     lake = Lake(str(root / "lake"), create=True)
     ingest(lake, "folders", str(root / "src"), workers=1, progress=False)
     return lake
+
+
+@pytest.fixture(scope="session")
+def app_lake(tmp_path_factory):
+    """The lake the app's tests browse (tests/app_lake.py); read-only."""
+    import app_lake as builder
+    return builder.build(str(tmp_path_factory.mktemp("app")))

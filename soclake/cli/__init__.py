@@ -11,6 +11,7 @@ import duckdb
 
 from soclake import __version__
 from soclake.cli import (
+    app,
     audit,
     export,
     feedback,
@@ -33,7 +34,7 @@ from soclake.outputs.verify import damaged_parts_note
 
 COMMANDS = {"ingest": ingest, "sql": sql, "info": info, "plan": plan, "run": run, "jobs": jobs, "show": show,
             "export": export, "stats": stats, "audit": audit, "feedback": feedback, "verify": verify,
-            "serve": serve, "shards-from-coco": shards_from_coco, "sample-pool": sample_pool}
+            "serve": serve, "app": app, "shards-from-coco": shards_from_coco, "sample-pool": sample_pool}
 
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
