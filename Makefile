@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_POOL := demo-pool
 DEMO_LAKE := demo-lake
 
-.PHONY: demo test install clean
+.PHONY: demo test install docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ demo: $(VENV)/.installed-demo
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
+
+docs: $(BIN)/python
+	$(BIN)/python tools/gen_reference.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_POOL) $(DEMO_LAKE)
