@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO_POOL := demo-pool
 DEMO_LAKE := demo-lake
 
-.PHONY: demo test install clean browser-deps
+.PHONY: demo test install docs clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ browser-deps:
 
 test: $(VENV)/.installed-dev browser-deps
 	$(BIN)/python -m pytest -q
+
+docs: $(BIN)/python
+	$(BIN)/python tools/gen_reference.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_POOL) $(DEMO_LAKE)
