@@ -467,3 +467,26 @@ def test_docs_describe_every_endpoint():
     missing = [p for p in paths if f"`GET {p}`" not in doc] + ([] if "`POST /api/sql`" in doc else ["POST /api/sql"])
     assert missing == [], "docs/app.md's API table misses " + ", ".join(missing)
     assert all((r.endpoint.__doc__ or "").strip() for r in API_ROUTES)
+
+
+def test_zstd_levels_are_served_as_png_of_the_same_pixels(tmp_path):
+    from soclake import imaging, ingest
+    rng = np.random.default_rng(0)
+    for name in ("mug", "teapot"):
+        os.makedirs(tmp_path / "cut" / name)
+        rgba = rng.integers(0, 256, (90, 70, 4), np.uint8)
+        rgba[..., 3] = 255
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "cut" / name / f"{name}.png")
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    ingest(lake, "folders", str(tmp_path / "cut"), level_codec="zstd", workers=1, progress=False)
+    table = segments_table(lake).select(["segment_id", "codec", "levels"]).to_pylist()
+    assert {r["codec"] for r in table} == {"zstd"}
+    with TestClient(create_app(lake.root), base_url="http://127.0.0.1") as c:
+        for row in table:
+            for index, level in enumerate(row["levels"]):
+                r = c.get(f"/api/segments/{row['segment_id']}/levels/{index}")
+                assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+                stored = imaging.decode_level(pack_member(lake, level["pack"], level["offset"]))
+                assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA")), stored)
+            r = c.get(f"/api/segments/{row['segment_id']}/thumbnail")
+            assert r.headers["content-type"] == "image/png"

@@ -12,9 +12,10 @@ from soclake.outputs import audit
 VOCABULARIES = ("lvis", "coco", "none")
 
 
-def numbers(view: LakeView, vocab: str = "lvis", job: str | None = None, filter_name: str = "filter_4",
+def numbers(view: LakeView, vocab: str = "lvis", job: str | None = None, filter_name: str | None = None,
             min_segments: int = 10) -> dict:
-    """{"result": what `soclake audit` writes to its JSON file, "plots": [{"title", "png"}]}."""
+    """{"result": what `soclake audit` writes to its JSON file, "plots": [{"title", "png"}]}.
+    The filter defaults as `soclake audit`'s does: the job's own, else filter_0."""
     if vocab not in VOCABULARIES:
         raise guard.bad(f"vocab={vocab[:40]!r} must be one of {', '.join(VOCABULARIES)}")
     if job is not None:
@@ -26,6 +27,6 @@ def numbers(view: LakeView, vocab: str = "lvis", job: str | None = None, filter_
                 result = audit.run_audit(lake, None if vocab == "none" else vocab, job, min_segments, filter_name)
             except SoclakeError as e:
                 raise guard.bad(str(e)) from None
-        plots = [{"title": t, "png": png} for t, png in audit._plots(result)]  # the report's own figures
+        plots = [{"title": t, "png": png} for t, png in audit.plots(result)]  # the report's own figures
         return {"result": result, "plots": plots}
     return view.remember(("audit", vocab, job, filter_name, min_segments), make)

@@ -1,15 +1,21 @@
 """The pool pages' data: gallery filters read from a query string, keyset pages and counts in
 DuckDB (sql/queries/app/), the values the filters offer, one segment's page (metadata,
 levels, rejects, duplicates, jobs) and its images: pyramid levels served as stored, by one
-range read each, the smallest level that covers the asked size (never a decode)."""
+range read each, the smallest level that covers the asked size (never a decode of a WebP
+level; raw+zstd levels, which browsers cannot read, become PNG)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping
 
+from soclake import imaging, pngcodec
 from soclake.app import guard
 from soclake.app.levelindex import LevelIndex
 from soclake.app.state import LakeView
+from soclake.lake import sqlfiles
+
+FILTERS = sqlfiles.query("app/pool_filters")
+"""The gallery's WHERE clause, shared by the page and its count."""
 
 VIEWS = ("segments", "filter_0", "filter_1", "filter_2", "filter_3", "filter_4", "distractors")
 """Which rows the gallery shows: every segment, a quality filter of sql/10_filters.sql, or the distractors."""
@@ -17,7 +23,6 @@ SORTS = ("id", "largest", "smallest")
 DISTRACTOR = {"any": None, "exclude": False, "only": True}
 PAGE, MAX_PAGE = 100, 500
 THUMB_SIDE, MAX_THUMB_SIDE = 128, 1024
-LEVEL_MEDIA = {"webp": "image/webp", "png": "image/png"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ def page(view: LakeView, f: Filters, after: str | None, limit: int = PAGE, thumb
         raise guard.bad(f"limit={limit} must be from 1 to {MAX_PAGE}")
     after_key, after_id = _cursor(after)
     rows = view.rows("app/pool_page", {**f.params(), "sort": f.sort, "after_key": after_key, "after_id": after_id,
-                                      "limit": limit + 1}, view=f.view)
+                                      "limit": limit + 1}, view=f.view, filters=FILTERS)
     more = len(rows) > limit
     rows = rows[:limit]
     out = [{**r, "thumbnail": f"/api/segments/{r['segment_id']}/thumbnail?side={thumb_side}"} for r in rows]
@@ -101,7 +106,7 @@ def page(view: LakeView, f: Filters, after: str | None, limit: int = PAGE, thumb
 def count(view: LakeView, f: Filters) -> int:
     params = f.params()
     return view.remember(("count", f.view, tuple(sorted(params.items()))),
-                         lambda: view.rows("app/pool_count", params, view=f.view)[0]["segments"])
+                         lambda: view.rows("app/pool_count", params, view=f.view, filters=FILTERS)[0]["segments"])
 
 
 def facets(view: LakeView) -> dict:
@@ -158,12 +163,15 @@ def pick_level(levels: list[dict], side: int) -> dict:
 
 
 def level_bytes(view: LakeView, level: dict) -> bytes:
-    """The encoded level as stored in its pack: one range read, cached."""
+    """The level as a browser shows it: one range read, cached. A lossless WebP level is
+    served as stored; a raw+zstd level (`--level-codec zstd`), which no browser reads, is
+    decoded and served as a PNG of the same pixels."""
     key = (level["pack"], level["offset"], level["length"])
 
     def read() -> bytes:
         guard.lake_file(view.lake, level["pack"])
-        return view.lake.read_range(level["pack"], level["offset"], level["length"])
+        data = view.lake.read_range(level["pack"], level["offset"], level["length"])
+        return pngcodec.encode_png(imaging.decode_level(data)) if data[:8] == imaging.RAW_MAGIC else data
     return view.thumbnails.get_or(key, read)
 
 

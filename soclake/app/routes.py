@@ -204,10 +204,11 @@ def api_sample_member(view: LakeView, request: Request) -> Response:
 
 @handler
 def api_audit(view: LakeView, request: Request) -> Response:
-    """`soclake audit`'s numbers and plots: ?vocab= lvis|coco|none, ?job=, ?filter=, ?min_segments=."""
+    """`soclake audit`'s numbers and plots: ?vocab= lvis|coco|none, ?job=, ?filter= (default: the
+    job's, else filter_0), ?min_segments=."""
     q = request.query_params
     return json_response(audit_numbers.numbers(view, q.get("vocab", "lvis"), q.get("job") or None,
-                                               q.get("filter", "filter_4"), _int(request, "min_segments", 10, 0)))
+                                               q.get("filter") or None, _int(request, "min_segments", 10, 0)))
 
 
 @handler

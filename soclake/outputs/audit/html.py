@@ -113,28 +113,28 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _plots(result: dict) -> list[tuple[str, str]]:
+def plots(result: dict) -> list[tuple[str, str]]:
     """Figures drawn without pyplot (no global backend or figure registry is touched)."""
-    plots = []
+    figures = []
     counts = sorted((r["kept"] for r in result["pool"]["categories"]), reverse=True)
     fig = Figure(figsize=(7, 3.2))
     ax = fig.subplots()
     ax.plot(range(1, len(counts) + 1), [max(c, 0.8) for c in counts])
     ax.set(yscale="log", xlabel="category rank", ylabel="segments",
            title=f"long tail: segments per category after {result['filter']['name']}")
-    plots.append(("Long tail", _png(fig)))
+    figures.append(("Long tail", _png(fig)))
     funnel = result["pool"]["funnel"]
     fig = Figure(figsize=(7, 3.2))
     ax = fig.subplots()
     ax.bar([f["filter"] for f in funnel], [f["segments"] or 0 for f in funnel], color="#4c78a8")
     ax.set(ylabel="segments", title="quality-filter funnel")
-    plots.append(("Quality-filter funnel", _png(fig)))
+    figures.append(("Quality-filter funnel", _png(fig)))
     sizes = result["pool"]["size_histogram"]
     fig = Figure(figsize=(7, 3.2))
     ax = fig.subplots()
     ax.bar([str(s["side"]) for s in sizes], [s["segments"] for s in sizes], color="#72b7b2")
     ax.set(xlabel="longest side (px, power-of-two bin)", ylabel="segments", title="segment size histogram")
-    plots.append(("Segment sizes", _png(fig)))
+    figures.append(("Segment sizes", _png(fig)))
     if "vocabulary" in result:
         v = result["vocabulary"]
         fig = Figure(figsize=(10, 3.6))
@@ -146,7 +146,7 @@ def _plots(result: dict) -> list[tuple[str, str]]:
         a2.axvline(result["min_segments"], color="#e45756", linestyle="--")
         a2.set(title=f"least covered names (segments after {result['filter']['name']})")
         a2.tick_params(axis="y", labelsize=7)
-        plots.append(("Vocabulary coverage", _png(fig)))
+        figures.append(("Vocabulary coverage", _png(fig)))
     if "dataset" in result:
         d = result["dataset"]
         fig = Figure(figsize=(10, 3.2))
@@ -155,7 +155,7 @@ def _plots(result: dict) -> list[tuple[str, str]]:
         a1.set(title="categories per LVIS frequency bucket")
         a2.bar([f"{b['bin_start']:.1f}" for b in d["visibility"]], [b["instances"] for b in d["visibility"]])
         a2.set(title="visible fraction of instances", xlabel="bin start")
-        plots.append((f"Dataset {d['job']}", _png(fig)))
+        figures.append((f"Dataset {d['job']}", _png(fig)))
     if result.get("sampling", {}).get("categories"):
         rows = result["sampling"]["categories"][:30]
         fig = Figure(figsize=(10, 3.4))
@@ -166,8 +166,8 @@ def _plots(result: dict) -> list[tuple[str, str]]:
         ax.set_xticks(list(x), [r["category"] for r in rows], rotation=60, fontsize=7)
         ax.set(ylabel="share of object slots", title="sampling shift (most boosted first)")
         ax.legend()
-        plots.append(("Sampling shift", _png(fig)))
-    return plots
+        figures.append(("Sampling shift", _png(fig)))
+    return figures
 
 
 # ---------------------------------------------------------------------------- sections
@@ -237,8 +237,8 @@ def _job_sections(result: dict) -> list[str]:
 
 def render(result: dict) -> str:
     """The report's HTML text."""
-    plots = "".join(f"<h3>{_esc(t)}</h3><img alt='{_esc(t)}' src='data:image/png;base64,{b}'>"
-                    for t, b in _plots(result))
+    figures = "".join(f"<h3>{_esc(t)}</h3><img alt='{_esc(t)}' src='data:image/png;base64,{b}'>"
+                    for t, b in plots(result))
     body = _pool_sections(result) + _job_sections(result)
     toc = " ".join(_link(a, t) for a, t in (("pool-categories", "pool categories"), ("missing", "missing names"),
                                             ("problems", "problems"), ("near-duplicates", "near-duplicates"),
@@ -250,7 +250,7 @@ def render(result: dict) -> str:
             f"<title>soclake audit</title><style>{_asset('report.css')}</style></head><body>"
             f"<h1>soclake audit of {_esc(result['lake'])}</h1>" + headline(result)
             + f"<nav class='toc'>{toc}</nav>" + "".join(body)
-            + f"<section id='plots'><h2>Plots</h2>{plots}</section>"
+            + f"<section id='plots'><h2>Plots</h2>{figures}</section>"
             + f"<script>{_asset('report.js')}</script></body></html>")
 
 

@@ -1,6 +1,6 @@
 -- One page of the app's pool gallery: rows of {view} (segments, filter_0 ... filter_4 or
--- distractors: a checked view name) passing the optional filters (a NULL parameter means
--- any), after the keyset cursor ($after_key, $after_id), in the order of (sort key, segment_id).
+-- distractors: a checked view name) passing the optional filters of pool_filters.sql,
+-- after the keyset cursor ($after_key, $after_id), in the order of (sort key, segment_id).
 -- Keyset, not OFFSET: page 10,000 costs what page 1 costs. No levels here: reading that nested
 -- column costs more than the rest of the page; thumbnails are found in the app's level index.
 WITH rows AS (
@@ -8,13 +8,7 @@ WITH rows AS (
            is_distractor,
            CASE $sort WHEN 'largest' THEN -alpha_area WHEN 'smallest' THEN alpha_area ELSE 0 END AS sort_key
     FROM {view}
-    WHERE ($source IS NULL OR source = $source)
-      AND ($category IS NULL OR category = $category)
-      AND ($subcategory IS NULL OR subcategory = $subcategory)
-      AND ($colour IS NULL OR dominant_color = $colour)
-      AND ($min_side IS NULL OR greatest(width, height) >= $min_side)
-      AND ($max_side IS NULL OR greatest(width, height) <= $max_side)
-      AND ($distractor IS NULL OR is_distractor = $distractor)
+    {filters}
 )
 SELECT * FROM rows
 WHERE $after_id IS NULL OR sort_key > $after_key OR (sort_key = $after_key AND segment_id > $after_id)
