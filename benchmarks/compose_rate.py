@@ -27,7 +27,6 @@ import tarfile
 import tempfile
 import time
 
-import cv2
 import numpy as np
 from PIL import Image
 

@@ -5,9 +5,11 @@ import os
 
 import numpy as np
 import pyarrow.parquet as pq
+from conftest import job_spec
 
 from soclake import Lake, imaging
 from soclake.ingestion import ingest
+from soclake.plan import pool
 
 
 def test_key_is_order_preserving_and_spans_int64():
@@ -31,8 +33,6 @@ def test_ingest_stores_the_key_sql_derives_the_same_and_old_parts_get_it(soc_poo
     lake = Lake(lake.root)
     # the column reads as NULL of the schema's type there
     assert lake.query("SELECT count(*) AS n FROM segments WHERE segment_key IS NOT NULL").to_pylist() == [{"n": 0}]
-    from conftest import job_spec
-    from soclake.plan import pool
     pool.open_eligible(lake, job_spec("keys", pool={"filter": "filter_0"}))
     got = lake.safe_query("SELECT segment_id, segment_key, rank, category_id, subcategory FROM _eligible").to_pylist()
     assert all(r["segment_key"] == imaging.segment_key(r["segment_id"]) for r in got)

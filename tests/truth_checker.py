@@ -448,7 +448,6 @@ def check_qa(img: Picture, parser: Parser, qa: dict, vocabulary: set) -> list[tu
     if any(w in q.lower() for w in ROLE_WORDS):
         return [("role", f"{q!r} names an internal role")]
     labelled = [t for t in img.things if t.ann_id is not None]
-    by_ann = {t.ann_id: t for t in labelled}
     m = re.fullmatch(r"How many (.+) are there\?", q)
     if m:
         cat = next((c for c in {t.category for t in labelled} if plural(c) == m.group(1)), None)
