@@ -295,6 +295,8 @@ def pyramid(crop: np.ndarray, sides: list[int]) -> list[np.ndarray]:
 RAW_MAGIC = b"SOCLRAW1"  # raw RGBA + zstd: magic, then width, height, channels (u32 big-endian), then one zstd frame
 RAW_HEADER = struct.Struct(">8sIII")
 ZSTD_LEVEL = 1  # higher levels shrink these levels by 2% and cost 2-5x the encode time
+ZSTD_OPTIONS = {zstd.CompressionParameter.compression_level: ZSTD_LEVEL,
+                zstd.CompressionParameter.checksum_flag: 1}  # a damaged frame fails to decode, never passes
 LEVEL_CODECS = {"webp": "webp", "zstd": "rgba.zst"}
 """Level codecs (the segments table's `codec`) and the extension of their pack members:
 webp, lossless WebP, the most compact; zstd, raw RGBA in a zstd frame, about 15x faster to
@@ -310,21 +312,38 @@ def encode_level(rgba: np.ndarray, codec: str = "webp") -> bytes:
         return buf.getvalue()
     if codec == "zstd":
         h, w, c = rgba.shape
-        return RAW_HEADER.pack(RAW_MAGIC, w, h, c) + zstd.compress(np.ascontiguousarray(rgba).data, ZSTD_LEVEL)
+        return RAW_HEADER.pack(RAW_MAGIC, w, h, c) + zstd.compress(np.ascontiguousarray(rgba).data, options=ZSTD_OPTIONS)
     raise ValueError(f"unknown level codec {codec!r}; one of {', '.join(LEVEL_CODECS)}")
 
 
-def decode_level(data: bytes) -> np.ndarray:
+def decode_level(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """RGBA uint8 of an encoded level, whichever codec wrote it (told by its header). The
-    array may be read-only: copy it before writing into it."""
+    array may be read-only: copy it before writing into it. A damaged level raises
+    ValueError (or RejectedItem for a decompression bomb), never more memory than its
+    header's size, itself at most `max_pixels`."""
     if data[:8] == RAW_MAGIC:
-        _, w, h, c = RAW_HEADER.unpack_from(data)
-        raw = zstd.decompress(memoryview(data)[RAW_HEADER.size:])
-        if len(raw) != w * h * c:
-            raise ValueError(f"raw level holds {len(raw)} bytes, not the {w}x{h}x{c} its header gives")
-        return np.frombuffer(raw, np.uint8).reshape(h, w, c)
-    im = Image.open(io.BytesIO(data))
+        return _decode_raw(data, max_pixels)
+    im = open_image(data, max_pixels)
     return np.asarray(im.convert("RGBA") if im.mode != "RGBA" else im)
+
+
+def _decode_raw(data: bytes, max_pixels: int) -> np.ndarray:
+    if len(data) < RAW_HEADER.size:
+        raise ValueError(f"raw level of {len(data)} bytes is shorter than its header")
+    _, w, h, c = RAW_HEADER.unpack_from(data)
+    if c != 4 or not w or not h or w * h > max_pixels:
+        raise ValueError(f"raw level header gives {w}x{h}x{c}: not RGBA of 1 to {max_pixels:,} pixels")
+    size = w * h * c
+    d = zstd.ZstdDecompressor()
+    try:
+        raw = d.decompress(memoryview(data)[RAW_HEADER.size:], max_length=size)  # never more than the header says
+        longer = len(raw) == size and not d.eof and bool(d.decompress(b"", max_length=1))  # reach the frame's end
+    except zstd.ZstdError as e:
+        raise ValueError(f"raw level is not a valid zstd frame ({e})") from None
+    if len(raw) != size or longer or not d.eof or d.unused_data:
+        raise ValueError(f"raw level holds {'more than ' if longer or d.unused_data else ''}{len(raw)} bytes, "
+                         f"not the {w}x{h}x{c} = {size} its header gives")
+    return np.frombuffer(raw, np.uint8).reshape(h, w, c)
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -6,14 +6,15 @@ Output is a pure function of the seed.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
-import shutil
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from soclake import storage
 from soclake.errors import SoclakeError
 
 COLORS = {"red": (200, 30, 35), "orange": (240, 130, 20), "yellow": (235, 205, 40), "green": (50, 150, 60),
@@ -96,7 +97,6 @@ def make_segment(shape: str, color: str, material: str, rng: np.random.Generator
 def write_sample_pool(out: str, seed: int = 0, ids: int = 3, subcategories: int = 4) -> dict:
     """Write OUT/segments (SOC layout + metadata + quality flags) and OUT/backgrounds."""
     rng = np.random.default_rng(seed)
-    seg_root = os.path.join(out, "segments")
     meta, quality = {}, {}
     names = list(COLORS)
     combos = [(c, m) for c in names for m in MATERIALS]
@@ -109,18 +109,18 @@ def write_sample_pool(out: str, seed: int = 0, ids: int = 3, subcategories: int 
                 "short_phrase": f"{color} {material} {shape}",
                 "features": [color, material, shape_word],
             }
-            folder = os.path.join(seg_root, shape, sub)
-            os.makedirs(folder, exist_ok=True)
+            folder = _folders(out, "segments", shape, sub)
             for i in range(ids):
                 rgba = make_segment(shape, color, material, rng)
-                Image.fromarray(rgba, "RGBA").save(os.path.join(folder, f"{i}.png"), compress_level=1)
+                buf = io.BytesIO()
+                Image.fromarray(rgba, "RGBA").save(buf, "PNG", compress_level=1)
+                storage.write_bytes(storage.LOCAL, os.path.join(folder, f"{i}.png"), buf.getvalue())
                 quality[f"{shape}/{sub}/{i}.png"] = {k: bool(rng.random() < 0.9)
                                                      for k in ("IsInstance", "Integrity", "QualityAndRegularity")}
-    with open(os.path.join(seg_root, "sample_metadata.json"), "w") as f:
-        json.dump(meta, f, indent=1, sort_keys=True)
-    with open(os.path.join(seg_root, "segment_quality.json"), "w") as f:
-        json.dump(quality, f, indent=1, sort_keys=True)
-    n_bg = copy_background_photos(os.path.join(out, "backgrounds"))
+    for name, doc in (("sample_metadata.json", meta), ("segment_quality.json", quality)):
+        storage.write_bytes(storage.LOCAL, os.path.join(_folders(out, "segments"), name),
+                            json.dumps(doc, indent=1, sort_keys=True).encode())
+    n_bg = copy_background_photos(os.path.join(_folders(out), "backgrounds"))
     return {"segments": len(quality), "categories": len(SHAPES), "backgrounds": n_bg}
 
 
@@ -130,10 +130,19 @@ def copy_background_photos(out: str) -> int:
     except ImportError:
         raise SoclakeError("the sample backgrounds come from scikit-image; pip install 'soclake[demo]'") from None
     src = os.path.dirname(skimage.data.__file__)
-    os.makedirs(out, exist_ok=True)
+    storage.make_folder(out)
     n = 0
     for name in BACKGROUND_PHOTOS:
         if os.path.exists(os.path.join(src, name)):
-            shutil.copyfile(os.path.join(src, name), os.path.join(out, name))
+            with open(os.path.join(src, name), "rb") as f:
+                storage.write_bytes(storage.LOCAL, os.path.join(out, name), f.read())
             n += 1
     return n
+
+
+def _folders(root: str, *names: str) -> str:
+    """root/names..., each made a real folder (never one a planted link points to)."""
+    path = storage.make_folder(root)
+    for name in names:
+        path = storage.make_folder(os.path.join(path, name))
+    return path

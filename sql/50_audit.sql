@@ -148,13 +148,17 @@ CREATE OR REPLACE VIEW near_duplicate_members AS
 -- Thin in diversity, whatever the count: 2 or more kept segments, and either half or more of
 -- them are near-duplicate copies, or they share one subcategory and one short phrase (or have
 -- none), 90% or more one dominant colour and sizes within ~10% (size spread < 0.1).
-CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0') AS TABLE
+-- filter_auto ([pool] filter = "auto") keeps a source's segments whole when `unflagged` (the
+-- sources without quality flags, source_quality_flags) names it, else as filter_4.
+CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0', unflagged := []::VARCHAR[]) AS TABLE
     -- Each part is its own aggregation over the Parquet parts (NOT MATERIALIZED: no copy of every
     -- segment): DuckDB runs one query mixing DISTINCT counts with these sums several times slower
     -- than the parts apart (benchmarks/audit_20m.py).
     WITH s AS NOT MATERIALIZED (
         SELECT *, CASE filter_column WHEN 'filter_0' THEN true WHEN 'filter_1' THEN is_instance IS TRUE
                       WHEN 'filter_2' THEN integrity IS TRUE WHEN 'filter_3' THEN quality_regularity IS TRUE
+                      WHEN 'filter_auto' THEN list_contains(unflagged, source)
+                                              OR (is_instance IS TRUE AND integrity IS TRUE AND quality_regularity IS TRUE)
                       ELSE is_instance IS TRUE AND integrity IS TRUE AND quality_regularity IS TRUE END AS kept
         FROM segments WHERE NOT is_distractor),
     agg AS (
@@ -255,7 +259,7 @@ CREATE OR REPLACE MACRO vocab_coverage(which, min_segments := 10, filter_column 
                       coalesce(sum(p.segments), 0)::BIGINT AS segments,
                       coalesce(sum(CASE filter_column WHEN 'filter_0' THEN p.segments WHEN 'filter_1' THEN p.filter_1
                                     WHEN 'filter_2' THEN p.filter_2 WHEN 'filter_3' THEN p.filter_3
-                                    ELSE p.filter_4 END), 0)::BIGINT AS filtered,
+                                    WHEN 'filter_auto' THEN p.kept ELSE p.filter_4 END), 0)::BIGINT AS filtered,
                       coalesce(sum(p.subcategories), 0)::BIGINT AS subcategories
                FROM names LEFT JOIN hits h USING (vocab_id) LEFT JOIN pool_category_audit p USING (category_id)
                GROUP BY names.vocab_id, names.name)

@@ -5,11 +5,12 @@ import json
 import re
 
 import pytest
-from conftest import blob_rgba, save_png
+from conftest import blob_rgba, folders_lake, job_spec, save_png
 from PIL import Image
 
 from soclake.cli import main
 from soclake.ingestion import ingest
+from soclake.jobs import compose as jobs
 from soclake.outputs.audit import run_audit, write_report
 
 
@@ -94,3 +95,17 @@ def test_audit_with_a_job_via_cli(sample_lake, tmp_path, capsys):
     assert sum(c["instances"] for c in d["categories"]) == sum(p["rendered"] for p in d["planned_vs_rendered"])
     assert sum(b["instances"] for b in d["visibility"]) == sum(c["instances"] for c in d["categories"])
     assert main(["audit", "--lake", sample_lake.uri, "--vocab", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_a_job_drawing_from_filter_auto_is_audited_with_it(tmp_path, soc_pool):
+    lake = folders_lake(tmp_path, 7)  # a source without quality flags ...
+    ingest(lake, "soc", str(soc_pool), workers=1, progress=False)  # ... and one with them
+    jobs.run(lake, job_spec("auto-job", pool={"filter": "auto"}), workers=1, progress=False)
+    result = run_audit(lake, "coco", "auto-job")
+    assert result["filter"]["name"] == "filter_auto" and "auto-job" in result["filter"]["why"]
+    want = {r["category"]: r["n"] for r in lake.query(
+        "SELECT category, count(*) AS n FROM filter_auto GROUP BY 1").to_pylist()}
+    got = {c["category"]: c["kept"] for c in result["pool"]["categories"] if c["kept"]}
+    assert got == want and {"apple", "pear"} <= set(got)  # the unflagged source kept whole
+    assert result["headline"]["segments"] == sum(want.values())
+    assert run_audit(lake, "coco", filter_name="auto")["filter"]["name"] == "filter_auto"

@@ -183,3 +183,16 @@ def test_a_killed_export_leaves_its_temporaries_only_in_its_folder_and_the_next_
     assert sorted(os.listdir(out / "images")) == [f"00000000{i}.rgba.png" for i in range(4)]
     assert len(json.load(open(out / "annotations.json"))["images"]) == 4
     assert os.listdir(tmpdir) == []
+
+
+@pytest.mark.parametrize("planted", ["segments", "segments/sample_metadata.json", "segments/ball"])
+def test_sample_pool_never_writes_through_a_planted_link(tmp_path, planted, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("mine")
+    out = tmp_path / "pool"
+    (out / planted).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(outside if "." not in planted else outside / "keep", out / planted)
+    assert main(["sample-pool", str(out)]) != 0
+    assert "symbolic link" in capsys.readouterr().err
+    assert sorted(os.listdir(outside)) == ["keep"] and (outside / "keep").read_text() == "mine"

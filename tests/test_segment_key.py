@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 from conftest import job_spec
 
 from soclake import Lake, imaging
+from soclake.cli import main
 from soclake.ingestion import ingest
 from soclake.plan import pool
 
@@ -31,6 +32,9 @@ def test_ingest_stores_the_key_sql_derives_the_same_and_old_parts_get_it(soc_poo
         t = pq.read_table(part)
         pq.write_table(t.drop_columns(["segment_key"]), part)
     lake = Lake(lake.root)
+    assert main(["verify", "--lake", lake.root, "--repair"]) == 0  # such parts are sound, nothing is quarantined
+    lake = Lake(lake.root)
+    assert lake.query("SELECT count(*) AS n FROM segments").to_pylist() == [{"n": 8}]
     # the column reads as NULL of the schema's type there
     assert lake.query("SELECT count(*) AS n FROM segments WHERE segment_key IS NOT NULL").to_pylist() == [{"n": 0}]
     pool.open_eligible(lake, job_spec("keys", pool={"filter": "filter_0"}))

@@ -171,7 +171,13 @@ def level_bytes(view: LakeView, level: dict) -> bytes:
     def read() -> bytes:
         guard.lake_file(view.lake, level["pack"])
         data = view.lake.read_range(level["pack"], level["offset"], level["length"])
-        return pngcodec.encode_png(imaging.decode_level(data)) if data[:8] == imaging.RAW_MAGIC else data
+        if data[:8] != imaging.RAW_MAGIC:
+            return data
+        try:
+            return pngcodec.encode_png(imaging.decode_level(data))
+        except ValueError as e:
+            raise guard.AppError(500, f"the level in {level['pack']} at offset {level['offset']} is damaged ({e}); "
+                                      "run `soclake verify --deep` on the lake") from None
     return view.thumbnails.get_or(key, read)
 
 

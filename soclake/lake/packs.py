@@ -64,7 +64,8 @@ def _sampled(members: list[dict], every: bool) -> list[dict]:
 
 
 def member_problem(data: bytes, m: dict) -> str | None:
-    """Why a located member does not decode to the size its row records, or None."""
+    """Why a located member does not decode to the size its row records, or to the pixels its
+    id hashes (a background, a segment's native level: any changed byte shows), or None."""
     try:
         arr = imaging.decode_level(data) if m["kind"] == "segment" else imaging.decode_rgb(data)
     except (OSError, ValueError, RejectedItem) as e:
@@ -72,6 +73,8 @@ def member_problem(data: bytes, m: dict) -> str | None:
     if arr.shape[:2] != (m["height"], m["width"]):
         return (f"{m['kind']} {m['id']} at offset {m['offset']} decodes to {arr.shape[1]}x{arr.shape[0]}, "
                 f"its row says {m['width']}x{m['height']}")
+    if m.get("whole") and imaging.content_id(arr) != m["id"]:
+        return f"{m['kind']} {m['id']} at offset {m['offset']} decodes to other pixels than its id hashes"
     return None
 
 

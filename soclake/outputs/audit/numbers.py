@@ -12,6 +12,7 @@ import pyarrow as pa
 from soclake.errors import SoclakeError
 from soclake.lake import Lake, catalog
 from soclake.lake.sqlfiles import sql_string
+from soclake.plan.pool import filter_view
 from soclake.vocab import coco_categories, lvis_names, read_synonyms, read_vocabulary
 
 TOP_CATEGORIES = 10   # the headline's concentration: share of kept segments in the largest N
@@ -54,12 +55,17 @@ def job_spec_values(lake: Lake, job: str) -> dict:
     return info["spec"]
 
 
+def sql_list(names: list[str]) -> str:
+    """A VARCHAR[] literal of quoted names."""
+    return "[" + ", ".join(sql_string(n) for n in names) + "]::VARCHAR[]"
+
+
 def choose_filter(lake: Lake, job: str | None, filter_name: str | None) -> dict:
     """The quality filter the audit applies, why, and the sources it cannot judge."""
     if filter_name:
-        name, why = lake.check_filter(filter_name), "given with --filter"
+        name, why = filter_view(lake, filter_name), "given with --filter"
     elif job:
-        name = lake.check_filter(job_spec_values(lake, job)["pool"]["filter"])
+        name = filter_view(lake, job_spec_values(lake, job)["pool"]["filter"])
         why = f"the filter job {job!r} draws from ([pool] filter of its spec)"
     else:
         name, why = "filter_0", ("the default without --job: every labelled segment; --filter filter_1 ... "
@@ -67,7 +73,10 @@ def choose_filter(lake: Lake, job: str | None, filter_name: str | None) -> dict:
     sources = lake.query("SELECT * FROM source_filters").to_pylist()
     unflagged = [s["source"] for s in sources if not s["has_quality_flags"]]
     note = ""
-    if unflagged and name != "filter_0":
+    if unflagged and name == "filter_auto":
+        note = (f"filter_auto keeps the segments of the {len(unflagged)} source(s) without quality flags whole "
+                f"({', '.join(unflagged)}) and applies filter_4 to the others")
+    elif unflagged and name != "filter_0":
         note = (f"{len(unflagged)} source(s) have no quality flags, so {name} keeps none of their segments: "
                 f"{', '.join(unflagged)}; audit them with --filter filter_0")
     elif unflagged:
@@ -82,7 +91,8 @@ def run_audit(lake: Lake, vocab: str | None = "lvis", job: str | None = None, mi
     label = register_vocabulary(lake, vocab, synonyms)
     # each heavy view is computed once: a temp table shadows it for the queries below
     lake.con.execute("CREATE OR REPLACE TEMP TABLE pool_category_audit AS "
-                     f"SELECT * FROM category_audit({sql_string(chosen['name'])})")
+                     f"SELECT * FROM category_audit({sql_string(chosen['name'])}, "
+                     f"unflagged := {sql_list(chosen['sources_without_flags'])})")
     lake.con.execute("CREATE OR REPLACE TEMP TABLE near_duplicate_groups AS SELECT * FROM main.near_duplicate_groups")
     try:
         return _audit(lake, label, job, min_segments, chosen)
