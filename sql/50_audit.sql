@@ -200,8 +200,10 @@ CREATE OR REPLACE MACRO category_audit(filter_column := 'filter_0', unflagged :=
            coalesce(d.filter_3, 0) AS filter_3, coalesce(d.filter_4, 0) AS filter_4, coalesce(d.kept, 0) AS kept,
            coalesce(d.subcategories, 0) AS subcategories, coalesce(d.short_phrases, 0) AS short_phrases,
            coalesce(k.colours, 0) AS colours, k.main_colour, k.main_colour_share,
-           coalesce(k.colour_entropy, 0.0) AS colour_entropy,
-           d.mean_side, d.size_spread, d.mean_alpha_fraction, d.mean_soft_edge,
+           -- sums of floats in parallel: rounded, so that reruns give the same numbers
+           round(coalesce(k.colour_entropy, 0.0), 9) AS colour_entropy,
+           d.mean_side, round(d.size_spread, 9) AS size_spread, round(d.mean_alpha_fraction, 9) AS mean_alpha_fraction,
+           round(d.mean_soft_edge, 9) AS mean_soft_edge,
            coalesce(d.kept, 0) - coalesce(d.near_duplicates, 0) AS distinct_looks,
            coalesce(d.kept >= 2 AND (d.near_duplicates >= 0.5 * d.kept
                     OR (coalesce(d.subcategories, 0) <= 1 AND coalesce(d.short_phrases, 0) <= 1
