@@ -1,16 +1,15 @@
 """The llm language backend against a local OpenAI-protocol server on 127.0.0.1 that answers
 well, malformed, slowly, with errors or with wrong ids."""
 import json
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 pytest.importorskip("httpx")
 
+from chat_server import ChatServer
 from test_language import random_scene
 
 from soclake.errors import SoclakeError
@@ -29,58 +28,31 @@ def good_answer(user: dict) -> dict:
     return {"expressions": exprs}
 
 
-class Server:
-    """Modes are consumed per request from a queue; the last one repeats."""
-
-    def __init__(self):
-        self.modes, self.requests = ["good"], 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                outer.requests += 1
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                mode = outer.modes.pop(0) if len(outer.modes) > 1 else outer.modes[0]
-                assert self.path == "/v1/chat/completions" and body["response_format"]["type"] == "json_schema"
-                if mode == "error":
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                if mode == "slow":
-                    time.sleep(1.0)
-                user = json.loads(body["messages"][1]["content"])
-                content = {"good": lambda: json.dumps(good_answer(user)), "slow": lambda: json.dumps(good_answer(user)),
-                           "malformed": lambda: '{"expressions": [ {"text": "the',
-                           "bad_ids": lambda: json.dumps({"expressions": [{"text": "the cat", "scope": "single",
-                                                                           "kind": "attribute", "targets": [999999]}]}),
-                           "wrong": lambda: json.dumps({"expressions": [{"text": f"the {user['objects'][0]['category']}",
-                                                                         "scope": "multi", "kind": "attribute",
-                                                                         "targets": [o["id"] for o in user["objects"]]}]}),
-                           }[mode]()
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def reply(body: dict, mode: str) -> str | int:
+    """The assistant's answer in `mode` to a request in the llm backend's shape."""
+    assert body["response_format"]["type"] == "json_schema"
+    if mode == "error":
+        return 500
+    if mode == "slow":
+        time.sleep(1.0)
+    user = json.loads(body["messages"][1]["content"])
+    if mode in ("good", "slow"):
+        return json.dumps(good_answer(user))
+    if mode == "malformed":
+        return '{"expressions": [ {"text": "the'
+    if mode == "bad_ids":
+        return json.dumps({"expressions": [{"text": "the cat", "scope": "single", "kind": "attribute",
+                                            "targets": [999999]}]})
+    assert mode == "wrong"
+    return json.dumps({"expressions": [{"text": f"the {user['objects'][0]['category']}", "scope": "multi",
+                                        "kind": "attribute", "targets": [o["id"] for o in user["objects"]]}]})
 
 
 @pytest.fixture
 def server():
-    s = Server()
+    s = ChatServer(reply)
     yield s
-    s.close()
+    s.stop()
 
 
 def params(url, **kw):
@@ -99,7 +71,7 @@ def scenes(n=4):
 
 def test_good_answers_are_validated_and_checked(server):
     docs = describe_batch(scenes(), COUNTS, params(server.url))
-    assert server.requests == 4 and all(d["expressions"] and "failed" not in d for d in docs)
+    assert len(server.bodies) == 4 and all(d["expressions"] and "failed" not in d for d in docs)
     checks = Counter(e["check"] for d in docs for e in d["expressions"] + d["rejected"])
     assert checks["verified"] > 0 and checks["contradicted"] == 0
     assert {e["check"] for d in docs for e in d["expressions"]} <= {"verified", "unchecked"}
@@ -114,7 +86,7 @@ def test_malformed_answers_are_retried_then_failed(server):
 def test_errors_then_success(server):
     server.modes = ["error", "malformed", "good"]
     [doc] = describe_batch(scenes(1), COUNTS, params(server.url))
-    assert doc["expressions"] and server.requests == 3
+    assert doc["expressions"] and len(server.bodies) == 3
 
 
 def test_slow_answers_time_out(server):
@@ -137,9 +109,9 @@ def test_unknown_ids_and_wrong_expressions(server):
 def test_answers_are_cached(server, tmp_path):
     p = params(server.url)
     first = describe_batch(scenes(), COUNTS, p, str(tmp_path))
-    n = server.requests
+    n = len(server.bodies)
     second = describe_batch(scenes(), COUNTS, p, str(tmp_path))
-    assert server.requests == n and first == second
+    assert len(server.bodies) == n and first == second
 
 
 def test_validate_rejects_bad_shapes():

@@ -3,12 +3,12 @@ request's shape (one user message, SOC's object table and counts, SOC's response
 temperature) and answers with valid, partly invalid, invalid, malformed or erroring JSON."""
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 pytest.importorskip("httpx")
+
+from chat_server import ChatServer
 
 from soclake.errors import SoclakeError
 from soclake.resources import package_data
@@ -49,45 +49,17 @@ def answer(ids: list[int], mode: str) -> dict:
     return good
 
 
-class Server:
-    def __init__(self):
-        self.modes, self.bodies = ["good"], []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.bodies.append(body)
-                mode = outer.modes.pop(0) if len(outer.modes) > 1 else outer.modes[0]
-                if mode == "error":
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                text = body["messages"][0]["content"]
-                ids = [int(m.group(1)) for m in (LINE.match(line) for line in text.splitlines()) if m]
-                content = '{"single_object": [' if mode == "malformed" else json.dumps(answer(ids[-3:], mode))
-                out = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def reply(body: dict, mode: str) -> str | int:
+    """SOC's answer in `mode` for the objects the request's table lists."""
+    if mode == "error":
+        return 503
+    ids = [int(m.group(1)) for m in (LINE.match(line) for line in body["messages"][0]["content"].splitlines()) if m]
+    return '{"single_object": [' if mode == "malformed" else json.dumps(answer(ids[-3:], mode))
 
 
 @pytest.fixture
 def server():
-    s = Server()
+    s = ChatServer(reply)
     yield s
     s.stop()
 
