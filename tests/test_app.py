@@ -6,6 +6,7 @@ and time limit, audit numbers; and the guarantees: no write to the lake, every p
 validated, links out of the lake refused, loopback by default."""
 from __future__ import annotations
 
+import base64
 import csv
 import glob
 import io
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hostile_corpus import tree
 from PIL import Image
 from starlette.testclient import TestClient
 
@@ -368,23 +370,12 @@ def test_audit_has_the_numbers_of_soclake_audit(client, app_lake, tmp_path):
 
 
 def base64_png(text: str) -> Image.Image:
-    import base64
     return Image.open(io.BytesIO(base64.b64decode(text)))
 
 
 # ---------------------------------------------------------------------------- guarantees
-def lake_files(root: str) -> dict[str, tuple]:
-    out = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            st = os.lstat(path)
-            out[os.path.relpath(path, root)] = (st.st_mode, st.st_size, st.st_mtime_ns)
-    return out
-
-
 def test_no_endpoint_writes_to_the_lake(app_lake):
-    before = lake_files(app_lake.root)
+    before = tree(app_lake.root)
     with TestClient(create_app(app_lake.root), base_url="http://127.0.0.1") as c:
         endpoints = [e["path"] for e in c.get("/api").json()["endpoints"]]
         runs = c.get("/api/jobs").json()["runs"]
@@ -402,7 +393,7 @@ def test_no_endpoint_writes_to_the_lake(app_lake):
         for url in urls:
             assert c.get(url).status_code == 200, url
         assert c.post("/api/sql", json={"sql": "SELECT 1"}).status_code == 200
-    assert lake_files(app_lake.root) == before
+    assert tree(app_lake.root) == before
 
 
 def test_files_named_outside_the_lake_or_linked_out_are_never_read(app_lake, tmp_path):

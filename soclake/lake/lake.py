@@ -20,7 +20,7 @@ from soclake import storage
 from soclake.errors import NoLockWarning, SoclakeError
 from soclake.lake import sandbox
 from soclake.lake.schemas import table_names, table_schema
-from soclake.lake.sqlfiles import sql_string
+from soclake.lake.sqlfiles import sql_list, sql_string
 from soclake.resources import data_dir
 from soclake.vocab import coco_categories, lvis_names
 
@@ -191,7 +191,7 @@ class Lake:
             if parts:
                 # a view takes no parameters: the table name is from the schema files, paths quoted literals
                 source = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet"))) \
-                    if len(parts) == len(all_parts) else "[" + ", ".join(sql_string(self.uri_of(p)) for p in parts) + "]"
+                    if len(parts) == len(all_parts) else sql_list([self.uri_of(p) for p in parts])
                 try:
                     con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({source}, union_by_name=true)")
                     present = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}

@@ -23,6 +23,11 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def sql_list(values: list[str]) -> str:
+    """A VARCHAR[] literal of string literals (a view's list of parts, a macro's list argument)."""
+    return "[" + ", ".join(sql_string(v) for v in values) + "]::VARCHAR[]"
+
+
 def query(name: str, **substitutions: str) -> str:
     text = _text(name)
     for key, value in substitutions.items():

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from soclake.errors import SoclakeError
 from soclake.lake import Lake, catalog
-from soclake.lake.sqlfiles import sql_string
+from soclake.lake.sqlfiles import sql_list, sql_string
 from soclake.plan.pool import filter_view
 from soclake.vocab import coco_categories, lvis_names, read_synonyms, read_vocabulary
 
@@ -53,11 +53,6 @@ def job_spec_values(lake: Lake, job: str) -> dict:
     if info is None:
         raise SoclakeError(f"job {job!r} has no job.json for run {run.fingerprint}; plan it again with `soclake plan`")
     return info["spec"]
-
-
-def sql_list(names: list[str]) -> str:
-    """A VARCHAR[] literal of quoted names."""
-    return "[" + ", ".join(sql_string(n) for n in names) + "]::VARCHAR[]"
 
 
 def choose_filter(lake: Lake, job: str | None, filter_name: str | None) -> dict:
