@@ -1,6 +1,7 @@
 """Lakes at fsspec URIs: the same ingest, SQL and compose on file:// and memory://."""
 import uuid
 
+import pyarrow as pa
 import pytest
 from conftest import job_spec
 
@@ -34,3 +35,26 @@ def test_lake_at_a_uri(scheme, tmp_path, soc_pool):
 def test_missing_lake_is_a_clear_error(tmp_path):
     with pytest.raises(SoclakeError, match=r"no lake at .*--lake .*missing"):
         Lake(str(tmp_path / "missing"))
+
+
+def test_open_connections_follow_new_parts_without_defining_their_views_again(tmp_path):
+    """A lake's views read whole table folders, so parts appended by this handle or by another
+    process are seen by the open connections (an empty table's view is defined again when its
+    first part appears), and a run does not pay for the views of sql/*.sql more than once."""
+    from soclake.lake.schemas import table_schema
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    con, safe = lake.con, lake.safe_con
+    row = {name: None for name in table_schema("rejects").names}
+
+    def rejects(source: str):
+        return pa.Table.from_pylist([{**row, "source": source, "layout": "folders", "stage": "ingest",
+                                      "source_uri": "x.png", "reason": "bad", "ingest_run": "r"}],
+                                    schema=table_schema("rejects"))
+    lake.append("rejects", rejects("a"))  # this handle: its first part
+    other = Lake(lake.root)
+    other.append("rejects", rejects("b"))  # another handle (another process): a second part
+    other.append("feedback", pa.Table.from_pylist([], schema=table_schema("feedback")))  # empty: no part
+    for q in (lake.query, lambda sql: lake.safe_query(sql)):
+        assert sorted(q("SELECT source FROM rejects")["source"].to_pylist()) == ["a", "b"]
+    assert lake.con is con and lake.safe_con is safe
+    assert lake.query("SELECT count(*) n FROM category_counts").to_pylist()[0]["n"] == 0  # sql/ views still there

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import uuid
 import warnings
 from typing import Any, Iterable, Iterator, Sequence
@@ -57,6 +58,7 @@ class Lake:
                 raise SoclakeError(f"cannot create a lake at {self.uri!r}: {e}") from None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._safe_con: duckdb.DuckDBPyConnection | None = None
+        self._sources: dict[str, dict[str, str | None]] = {}  # "_con", "_safe_con" -> what each table view reads
         self._excluded: set[str] = set()
 
     def __repr__(self) -> str:
@@ -102,7 +104,7 @@ class Lake:
         path = storage.join(self.table_dir(table), f"part-{part or uuid.uuid4().hex}.parquet")
         with storage.atomic_open(self.fs, path) as f:
             pq.write_table(data, f, compression="zstd")
-        self._invalidate()
+        self._update_views()
         return path
 
     @contextlib.contextmanager
@@ -143,7 +145,11 @@ class Lake:
         with DuckDB's full power (COPY TO anywhere: exports). SQL from anyone else goes to
         safe_connection."""
         if self._con is None:
-            self._con = self._define_views(sandbox.connect())
+            sources = self._table_sources()
+            self._con = self._define_views(sandbox.connect(), sources)
+            self._sources["_con"] = sources
+        elif self._first_parts_appeared("_con"):
+            self._update_views()
         return self._con
 
     @property
@@ -151,15 +157,19 @@ class Lake:
         """This lake's sandboxed connection (safe_connection), kept open: the planner defines the
         spec's [pool] where predicate on it."""
         if self._safe_con is None:
-            self._safe_con = self.safe_connection()
+            sources = self._table_sources()
+            self._safe_con = self.safe_connection(sources)
+            self._sources["_safe_con"] = sources
+        elif self._first_parts_appeared("_safe_con"):
+            self._update_views()
         return self._safe_con
 
-    def safe_connection(self) -> duckdb.DuckDBPyConnection:
+    def safe_connection(self, sources: dict[str, str | None] | None = None) -> duckdb.DuckDBPyConnection:
         """A new connection with the same views that reads nothing but this lake's files: no
         other file, URL, extension, setting or SET (soclake.lake.sandbox). For SQL that is not
         the operator's own: spec predicates, `soclake sql --safe`, any remote console; run
         untrusted queries through safe_query, which also refuses anything but one SELECT."""
-        con = self._define_views(sandbox.sandboxed())
+        con = self._define_views(sandbox.sandboxed(), sources or self._table_sources())
         return sandbox.lock_down(con, [self.uri_of(self.root)])
 
     def safe_query(self, sql: str, what: str = "the query") -> pa.Table:
@@ -176,36 +186,88 @@ class Lake:
             if con is not None:
                 con.close()
         self._con = self._safe_con = None
+        self._sources.clear()
 
     def refresh(self) -> None:
-        """Re-read the table folders (after another process wrote to the lake)."""
+        """Re-read the table folders after another process wrote to the lake. A local lake
+        notices new parts by itself; on an object store, listings are cached and a table that
+        had no parts when the views were defined stays empty until refresh()."""
         self.fs.invalidate_cache()  # object-store listings are cached per filesystem instance
-        self._invalidate()
+        self._update_views()
 
-    def _define_views(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    def _update_views(self) -> None:
+        """Bring the open connections up to date with the table folders. A view over a whole
+        folder (a glob DuckDB expands at every query) already sees new parts, so only the
+        views whose source changed (a first part, a part left out) are defined again: views
+        of sql/*.sql cost about 0.2 s to define per connection and stay as they are."""
+        for attr in ("_con", "_safe_con"):
+            con = getattr(self, attr)
+            if con is None:
+                continue
+            sources, old = self._table_sources(), self._sources.pop(attr)
+            try:
+                for table, source in sources.items():
+                    if source != old.get(table):
+                        self._define_table(con, table, source)
+            except SoclakeError:
+                con.close()  # the next use defines the views again and raises the error there
+                setattr(self, attr, None)
+                continue
+            self._sources[attr] = sources
+
+    def _first_parts_appeared(self, attr: str) -> bool:
+        """On a local lake: has a table that was empty when the connection defined its views
+        got parts since (from another process)? Views over a folder see every later part by
+        themselves; an empty table's view must be defined again. A handful of stat calls; on an
+        object store, where each would be a request, refresh() does it (see its docstring)."""
         if not storage.is_local(self.fs):
-            con.register_filesystem(self.fs)
+            return False
+        for table, source in self._sources[attr].items():
+            if source is None:
+                with contextlib.suppress(OSError), os.scandir(self.table_dir(table)) as entries:
+                    if any(e.name.endswith(".parquet") for e in entries):
+                        return True
+        return False
+
+    def _table_sources(self) -> dict[str, str | None]:
+        """What each table's view reads: the folder's glob, the list of its parts (some left
+        out by exclude_parts) or None (no parts: an empty table of the schema)."""
+        sources: dict[str, str | None] = {}
         for table in table_names():
             all_parts = self.table_parts(table)
             parts = [p for p in all_parts if p not in self._excluded]
-            if parts:
-                # a view takes no parameters: the table name is from the schema files, paths quoted literals
-                source = sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet"))) \
-                    if len(parts) == len(all_parts) else sql_list([self.uri_of(p) for p in parts])
-                try:
-                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({source}, union_by_name=true)")
-                    present = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-                    if set(table_schema(table).names) - present:
-                        # every part predates a column of the schema: it reads as NULL of the schema's type
-                        con.register(f"_empty_{table}", table_schema(table).empty_table())
-                        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({source}, "
-                                    f"union_by_name=true) UNION ALL BY NAME SELECT * FROM _empty_{table}")
-                except duckdb.Error as e:  # DuckDB reads every part's footer here
-                    con.close()
-                    raise damaged_table(self.uri, table, e) from None
-            else:
+            sources[table] = None if not parts else \
+                sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet"))) \
+                if len(parts) == len(all_parts) else sql_list([self.uri_of(p) for p in parts])
+        return sources
+
+    def _define_table(self, con: duckdb.DuckDBPyConnection, table: str, source: str | None) -> None:
+        """(Re)define one table's view (a view takes no parameters: the table name is from the
+        schema files, the paths quoted literals)."""
+        if source is None:
+            con.register(f"_empty_{table}", table_schema(table).empty_table())
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM _empty_{table}")
+            return
+        try:
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({source}, union_by_name=true)")
+            present = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+            if set(table_schema(table).names) - present:
+                # every part predates a column of the schema: it reads as NULL of the schema's type
                 con.register(f"_empty_{table}", table_schema(table).empty_table())
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
+                con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({source}, "
+                            f"union_by_name=true) UNION ALL BY NAME SELECT * FROM _empty_{table}")
+        except duckdb.Error as e:  # DuckDB reads every part's footer here
+            raise damaged_table(self.uri, table, e) from None
+
+    def _define_views(self, con: duckdb.DuckDBPyConnection, sources: dict[str, str | None]) -> duckdb.DuckDBPyConnection:
+        if not storage.is_local(self.fs):
+            con.register_filesystem(self.fs)
+        try:
+            for table, source in sources.items():
+                self._define_table(con, table, source)
+        except SoclakeError:
+            con.close()
+            raise
         con.register("_coco_vocabulary", pa.Table.from_pylist(coco_categories()))
         lvis = lvis_names()
         con.register("_lvis_vocabulary", pa.table({"vocab_id": list(range(1, len(lvis) + 1)), "name": lvis}))
