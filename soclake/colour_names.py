@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from soclake.resources import package_data
@@ -139,13 +140,35 @@ def counts_by_label(rgb: np.ndarray, labels: np.ndarray, n_labels: int) -> np.nd
     return np.bincount(keys, minlength=(n_labels + 1) * k).reshape(n_labels + 1, k)
 
 
+@lru_cache(maxsize=None)
+def _packed_table() -> tuple[np.ndarray, np.ndarray]:
+    """The class table indexed by a pixel's quantized colour packed little-endian into 32 bits
+    (q_r + 256 q_g + 65536 q_b, the alpha byte masked off), and the per-channel quantizer: a
+    pixel's class in two OpenCV passes and one lookup (class_indices does three int32 ops)."""
+    n = 1 << BITS
+    packed = np.zeros((n, 256, 256), np.uint8)
+    packed[:, :n, :n] = tables()[1].reshape(n, n, n).transpose(2, 1, 0)
+    quantize = (np.arange(256) >> (8 - BITS)).astype(np.uint8)
+    return packed.ravel()[:(n - 1) * 65537 + (n - 1) * 256 + 1].copy(), quantize
+
+
+def box_class_indices(rgb: np.ndarray) -> np.ndarray:
+    """class_indices of a (h, w, 3) uint8 image with h * w > 1 (OpenCV reads a 1 x 1 image as a
+    scalar), faster: the same classes (tests/test_colour_names.py)."""
+    packed, quantize = _packed_table()
+    q = cv2.cvtColor(cv2.LUT(rgb, quantize), cv2.COLOR_RGB2RGBA).view(np.uint32)[..., 0]
+    return packed[q & np.uint32(0xFFFFFF)]
+
+
 def counts_in_boxes(rgb: np.ndarray, labels: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
     """(len(boxes), classes) pixel counts of label i + 1 inside boxes[i] = (x0, y0, x1, y1):
     counts_by_label for objects whose boxes are known, naming only their own pixels."""
     out = np.zeros((len(boxes), len(tables()[0])), np.int64)
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         inside = labels[y0:y1, x0:x1] == i + 1
-        out[i] = np.bincount(class_indices(rgb[y0:y1, x0:x1][inside]), minlength=out.shape[1])
+        box = rgb[y0:y1, x0:x1]
+        classes = box_class_indices(box)[inside] if box.shape[0] * box.shape[1] > 1 else class_indices(box[inside])
+        out[i] = np.bincount(classes, minlength=out.shape[1])
     return out
 
 

@@ -260,8 +260,7 @@ def scaled_size(width: int, height: int, side: int) -> tuple[int, int]:
 def premultiply(rgba: np.ndarray) -> np.ndarray:
     """An (h, w, 4) float32 array from straight RGBA uint8: rgb * a / 255 and a, in 0..255."""
     rgba = np.ascontiguousarray(rgba)
-    a = rgba[..., 3]
-    scale = cv2.merge([a, a, a, np.full_like(a, 255)])
+    scale = cv2.cvtColor(np.ascontiguousarray(rgba[..., 3]), cv2.COLOR_GRAY2RGBA)  # (a, a, a, 255)
     return cv2.multiply(rgba, scale, scale=1 / 255, dtype=cv2.CV_32F)
 
 

@@ -93,3 +93,22 @@ def test_counts_by_label_classify_only_labelled_pixels_and_match_the_dense_count
     assert np.array_equal(cn.counts_by_label(rgb, labels, 3), dense)
     assert np.array_equal(cn.counts_by_label(rgb[:, ::2], labels[:, ::2], 3)[1:].sum(axis=1),
                           np.bincount(labels[:, ::2].ravel(), minlength=4)[1:])
+
+
+def test_the_packed_lookup_gives_every_colour_its_class():
+    """box_class_indices (two OpenCV passes and one lookup) agrees with class_indices on every
+    quantized colour and on random ones; counts_in_boxes agrees with counts_by_label."""
+    step = 1 << (8 - cn.BITS)
+    levels = np.arange(0, 256, step, dtype=np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 1, 3)
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 256, (300, 200, 3), np.uint8)
+    for img in (grid, grid + np.uint8(step - 1), noise):
+        assert np.array_equal(cn.box_class_indices(img), cn.class_indices(img))
+    labels = np.zeros((300, 200), np.uint8)
+    labels[10:80, 5:60] = 1
+    labels[50:299, 40:200][rng.random((249, 160)) < 0.5] = 2
+    labels[7, 7] = 3  # a one-pixel box
+    boxes = [(5, 10, 60, 80), (40, 50, 200, 299), (7, 7, 8, 8)]
+    assert np.array_equal(cn.counts_in_boxes(noise, labels, boxes),
+                          cn.counts_by_label(noise, labels, 3)[1:])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from render_scene import Scene, disc, noise_texture, placed
 
-from soclake.render.visibility import shown
+from soclake.render.visibility import by_colour, shown
 
 GREY = (180, 180, 180)
 
@@ -107,3 +107,25 @@ def test_texture_shows_through_a_colour_shift_and_flatness_does_not():
     inner = (slice(2, -2), slice(2, -2))
     assert shown(shifted, under, textured, OPAQUE, 12.0, 3.5)[inner].all()
     assert not shown(flat((60, 60, 60)), under, flat((200, 200, 200)), OPAQUE, 12.0, 3.5).any()
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_the_colour_test_within_a_mask_is_the_dense_test(channels):
+    """by_colour(..., within=mask) is exactly by_colour(...) & mask: the object's colour pasted
+    over transparency, over colour, soft edges and later covers, on transparent and opaque
+    canvases."""
+    rng = np.random.default_rng(11)
+    h, w = 64, 80
+    own = rng.integers(0, 256, (h, w, 3), np.uint8)
+    under = np.zeros((h, w, channels), np.uint8)
+    under[:, 40:] = rng.integers(0, 256, (h, 40, channels), np.uint8)  # half transparent, half painted
+    opaque = own if channels == 3 else np.dstack([own, np.full((h, w), 255, np.uint8)])
+    under[:8, 40:48] = opaque[:8, 40:48]  # the object's own colour lay there
+    final = opaque.copy()
+    final[20:26] = rng.integers(0, 256, (6, w, channels), np.uint8)  # covered by a later paste
+    final[30:32] = (opaque[30:32].astype(np.int32) + under[30:32]) // 2  # a soft edge
+    final[40, 10] = under[40, 10]
+    mask = rng.random((h, w)) < 0.8
+    for contrast in (0.0, 12.0, 255.0):
+        for m in (mask, np.zeros_like(mask), np.ones_like(mask)):
+            assert np.array_equal(by_colour(final, under, own, contrast, m), by_colour(final, under, own, contrast) & m)

@@ -31,7 +31,7 @@ def quantize(alpha: np.ndarray) -> np.ndarray:
 
 @blend("none")
 def hard(prem: np.ndarray, rng, params: dict) -> Patch:
-    return prem[..., :3], quantize(prem[..., 3]), 0
+    return cv2.cvtColor(prem, cv2.COLOR_RGBA2RGB), quantize(prem[..., 3]), 0  # the colour, contiguous
 
 
 @blend("poisson")

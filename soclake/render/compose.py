@@ -84,10 +84,10 @@ class Canvas:
         above 0: copied where it is 255, blended (over the canvas) where it is in between.
         The owner is `label` where a8 >= 128."""
         self._whole = self._rgb8 = None
-        a, p = a8[src], prem[src]
+        a, p = a8[src], np.ascontiguousarray(prem[src])
         rgb, alpha = self.rgb[dst], self.alpha[dst]  # views: update the canvas in place
         solid = a == 255
-        np.copyto(rgb, p, where=solid[..., None])
+        cv2.copyTo(p, solid.view(np.uint8), rgb)  # writes into the view
         if not self.opaque:
             alpha[solid] = 1
         soft = (a > 0) & ~solid
@@ -131,7 +131,9 @@ class Canvas:
         alpha is neither 0 nor 1 need the division: elsewhere the colour is the canvas's."""
         self.pixels8()
         rgb = self._rgb8.copy()
-        soft = np.nonzero((self.alpha != 1) & (alpha8 > 0))
+        points = cv2.findNonZero(cv2.bitwise_and(cv2.compare(self.alpha, 1, cv2.CMP_NE), alpha8))  # x, y; row-major
+        points = np.zeros((0, 2), np.int32) if points is None else points.reshape(-1, 2)
+        soft = (points[:, 1], points[:, 0])
         if soft[0].size:  # float32 throughout, rounded half to even: what OpenCV's dense form computes
             inv = np.float32(1) / np.maximum(self.alpha[soft], np.float32(1e-6))
             rgb[soft] = np.clip(np.rint(self.rgb[soft] * inv[:, None]), 0, 255).astype(np.uint8)
@@ -175,7 +177,7 @@ def _straight(prem: np.ndarray, a8: np.ndarray) -> np.ndarray:
     if prem.shape[0] * prem.shape[1] == 1:  # OpenCV reads a 1x1 three-channel array as a scalar
         return np.clip(np.rint(prem * (255 / max(int(a8.flat[0]), 1))), 0, 255).astype(np.uint8)
     inv = cv2.divide(255.0, cv2.max(a8, 1).astype(np.float32))
-    return cv2.convertScaleAbs(cv2.multiply(np.ascontiguousarray(prem), cv2.merge([inv, inv, inv])))
+    return cv2.convertScaleAbs(prem * inv[..., None])  # float32 products, as OpenCV's multiply makes them
 
 
 def _paste(canvas: Canvas, mode: str, patch: np.ndarray, prem: np.ndarray, a8: np.ndarray, x: int, y: int,
@@ -299,7 +301,7 @@ def _load_patch(paste: dict, segments: dict, read: Reader, failures: list, backg
             failures.append({"segment_id": sid, "pack": lv.get("pack"), "error": read_error(e)})
             continue
         if paste["flip"]:
-            rgba = rgba[:, ::-1]
+            rgba = cv2.flip(rgba, 1)
         if paste["role"] == "decoy":
             alpha = cv2.resize(np.ascontiguousarray(rgba[..., 3]), (w, h), interpolation=cv2.INTER_LINEAR)
             sx, sy, sw, sh = paste["source_box"]
