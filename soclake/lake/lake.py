@@ -262,12 +262,12 @@ class Lake:
     def _define_views(self, con: duckdb.DuckDBPyConnection, sources: dict[str, str | None]) -> duckdb.DuckDBPyConnection:
         if not storage.is_local(self.fs):
             con.register_filesystem(self.fs)
-        try:
-            for table, source in sources.items():
-                self._define_table(con, table, source)
-        except SoclakeError:
-            con.close()
-            raise
+        # DuckDB binds a view when it is created and again at every query: the views of
+        # sql/*.sql are defined over empty tables of the schemas (binding one over Parquet
+        # would read every part's footer, per view), then the tables' views are pointed at
+        # their parts
+        for table in sources:
+            self._define_table(con, table, None)
         con.register("_coco_vocabulary", pa.Table.from_pylist(coco_categories()))
         lvis = lvis_names()
         con.register("_lvis_vocabulary", pa.table({"vocab_id": list(range(1, len(lvis) + 1)), "name": lvis}))
@@ -275,6 +275,13 @@ class Lake:
                                                    "is_primary": pa.array([], pa.bool_())}))
         for sql_file in sorted(data_dir("sql").glob("*.sql")):
             con.execute(sql_file.read_text())
+        try:
+            for table, source in sources.items():
+                if source is not None:
+                    self._define_table(con, table, source)
+        except SoclakeError:
+            con.close()
+            raise
         return con
 
     def exclude_parts(self, parts: Iterable[str]) -> None:
