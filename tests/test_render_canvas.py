@@ -100,3 +100,25 @@ def test_colour_under_alpha_zero_is_never_composited():
     prem = np.full((3, 3, 3), 0.4, np.float32)
     canvas.paste(prem, np.zeros((3, 3), np.uint8), *canvas.clip(0, 0, 3, 3), 1)
     assert (canvas.rgb == 10).all() and not canvas.owner.any()
+
+
+@pytest.mark.parametrize("opaque", [True, False])
+def test_pixels8_is_the_float_canvas_rounded_after_every_paste(opaque):
+    """The uint8 canvas kept up to date inside each paste's box equals the whole float canvas
+    converted at once (rounded half to even, saturated), after every paste."""
+    rng = np.random.default_rng(5)
+    W, H = 61, 47
+    bg = rng.integers(0, 256, (H, W, 3), dtype=np.uint8) if opaque else None
+    canvas = Canvas(W, H, bg, 9)
+    for label in range(1, 10):
+        h, w = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        prem, a8 = random_patch(rng, h, w, ["blob", "soft", "sparse"][label % 3])
+        sl = canvas.clip(int(rng.integers(-w // 2, W)), int(rng.integers(-h // 2, H)), w, h)
+        if sl is None:
+            continue
+        under = canvas.pixels8(sl[0])
+        canvas.paste(prem, a8, *sl, label)
+        rgb = cv2.convertScaleAbs(canvas.rgb)
+        whole = rgb if opaque else cv2.merge([rgb, cv2.convertScaleAbs(canvas.alpha, alpha=255)])
+        assert np.array_equal(canvas.pixels8(), whole)
+        assert not np.shares_memory(under, canvas.pixels8())  # a rectangle is a copy

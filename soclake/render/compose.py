@@ -57,7 +57,8 @@ class Layer:
 
 
 class Canvas:
-    """Premultiplied RGB (0..255) and alpha (0..1) in float32, and the owner map."""
+    """Premultiplied RGB (0..255) and alpha (0..1) in float32, the owner map, and the canvas
+    as uint8 (pixels8), brought up to date inside each paste's box as it is drawn."""
 
     def __init__(self, width: int, height: int, background: np.ndarray | None, max_label: int):
         self.w, self.h = width, height
@@ -65,12 +66,12 @@ class Canvas:
         if background is None:
             self.rgb = np.zeros((height, width, 3), np.float32)
             self.alpha = np.zeros((height, width), np.float32)
+            self.px8 = np.zeros((height, width, 4), np.uint8)
         else:
             self.rgb = background.astype(np.float32)
             self.alpha = np.ones((height, width), np.float32)
+            self.px8 = background.copy() if background.dtype == np.uint8 else cv2.convertScaleAbs(self.rgb)
         self.owner = np.zeros((height, width), annotate.owner_dtype(max_label))
-        self._whole: np.ndarray | None = None  # pixels8() of the whole canvas, until the next paste
-        self._rgb8: np.ndarray | None = None
 
     def clip(self, x: int, y: int, w: int, h: int):
         """Canvas and patch slices of a patch at (x, y); None if it misses the canvas."""
@@ -83,7 +84,6 @@ class Canvas:
         """Composite premultiplied rgb with its 8-bit alpha, touching only pixels where it is
         above 0: copied where it is 255, blended (over the canvas) where it is in between.
         The owner is `label` where a8 >= 128."""
-        self._whole = self._rgb8 = None
         a, p = a8[src], np.ascontiguousarray(prem[src])
         rgb, alpha = self.rgb[dst], self.alpha[dst]  # views: update the canvas in place
         solid = a == 255
@@ -104,33 +104,32 @@ class Canvas:
             if not self.opaque:
                 np.copyto(alpha, alpha * inv + (1 - inv), where=soft)
         self.owner[dst][a >= imaging.MASK_THRESHOLD] = label
+        self._sync(dst)
 
     def rewrite(self, dst: Slices, clone: poisson.Clone, label: int) -> None:
         """Put a seamless clone in place (an opaque canvas): its whole box is rewritten, the
         owner is `label` only where the clone drew the object."""
-        self._whole = self._rgb8 = None
         self.rgb[dst][clone.box] = clone.rgb
         self.owner[dst][clone.written > 0] = label
+        self._sync(dst)
+
+    def _sync(self, dst: Slices) -> None:
+        """pixels8 inside `dst` from the float canvas (rounded and saturated as OpenCV does)."""
+        rgb = cv2.convertScaleAbs(self.rgb[dst])
+        if self.opaque:
+            self.px8[dst] = rgb
+        else:
+            cv2.merge([rgb, cv2.convertScaleAbs(self.alpha[dst], alpha=255)], dst=self.px8[dst])
 
     def pixels8(self, dst: Slices | None = None) -> np.ndarray:
-        """The canvas (or one rectangle of it) as uint8: RGB on an opaque canvas, else
-        premultiplied RGBA. The whole canvas is computed once after the last paste."""
-        if dst is None:
-            if self._whole is None:
-                rgb = self._rgb8 = cv2.convertScaleAbs(self.rgb)
-                self._whole = rgb if self.opaque else cv2.merge([rgb, self.alpha8()])
-            return self._whole
-        rgb = cv2.convertScaleAbs(self.rgb[dst])
-        return rgb if self.opaque else cv2.merge([rgb, cv2.convertScaleAbs(self.alpha[dst], alpha=255)])
-
-    def alpha8(self) -> np.ndarray:
-        return cv2.convertScaleAbs(self.alpha, alpha=255)
+        """The canvas as uint8: RGB on an opaque canvas, else premultiplied RGBA. The whole
+        canvas is the live array (read it, do not write it); a rectangle of it is a copy."""
+        return self.px8 if dst is None else self.px8[dst].copy()
 
     def straight_rgb(self, alpha8: np.ndarray) -> np.ndarray:
         """Un-premultiplied 8-bit RGB (colour 0 where the 8-bit alpha is 0). Only pixels whose
         alpha is neither 0 nor 1 need the division: elsewhere the colour is the canvas's."""
-        self.pixels8()
-        rgb = self._rgb8.copy()
+        rgb = cv2.cvtColor(self.px8, cv2.COLOR_RGBA2RGB) if not self.opaque else self.px8.copy()
         points = cv2.findNonZero(cv2.bitwise_and(cv2.compare(self.alpha, 1, cv2.CMP_NE), alpha8))  # x, y; row-major
         points = np.zeros((0, 2), np.int32) if points is None else points.reshape(-1, 2)
         soft = (points[:, 1], points[:, 0])
