@@ -51,6 +51,7 @@ class Occupancy:
         self.total = np.zeros(capacity)
         self.shown = np.zeros(capacity)
         self.rects = np.zeros((4, capacity), np.int64)  # grid rows y0, y1 and columns x0, x1 of each box
+        self.cells_of = np.zeros(capacity, np.int64)     # grid cells of each box's rectangle
         self.n = 0
 
     def _slice(self, box) -> tuple[slice, slice]:
@@ -82,25 +83,33 @@ class Occupancy:
 
     def first_fit(self, cells: np.ndarray, min_visible: float) -> tuple[int, np.ndarray] | None:
         """The first candidate i (grid rows and columns cells[:, i], as from `cells`) for which
-        `fits` holds, with the shown counts it would leave; None if none does. Bounds decide
-        most candidates without the grid: a candidate covers at most its overlap with a box's
-        rectangle, and at least that overlap less the rectangle's cells no longer shown."""
+        `fits` holds, with the shown counts it would leave; None if none does. The first
+        candidate is checked on the grid (it fits most often); a bound rules out most of the
+        rest without the grid: a candidate covers at least its overlap with a box's rectangle
+        less the rectangle's cells no longer shown."""
         n = self.n
         if n == 0:
             return (0, self.shown[:0]) if cells.shape[1] else None
         shown, need = self.shown[:n], min_visible * self.total[:n]
-        y0, y1, x0, x1 = cells[:, :, None]
-        ry0, ry1, rx0, rx1 = self.rects[:, :n]
-        overlap = (np.maximum(np.minimum(y1, ry1) - np.maximum(y0, ry0), 0) *
-                   np.maximum(np.minimum(x1, rx1) - np.maximum(x0, rx0), 0))
-        hidden = (ry1 - ry0) * (rx1 - rx0) - shown
-        fails = (shown - np.maximum(overlap - hidden, 0) < need).any(axis=1)
-        sure = (shown - overlap >= need).all(axis=1).tolist()
         y0, y1, x0, x1 = cells.tolist()
-        for i in np.flatnonzero(~fails).tolist():
+
+        def fit(i: int) -> np.ndarray | None:
             covered = np.bincount(self.top[y0[i]:y1[i], x0[i]:x1[i]].ravel(), minlength=n + 1)[1:n + 1]
             left = shown - covered
-            if sure[i] or (left >= need).all():
+            return left if (left >= need).all() else None
+
+        if not y0 or (left := fit(0)) is not None:
+            return (0, left) if y0 else None
+        if (shown < need).any():  # no candidate can fit
+            return None
+        ry0, ry1, rx0, rx1 = self.rects[:, :n]
+        cy0, cy1, cx0, cx1 = cells[:, 1:, None]
+        overlap = (np.maximum(np.minimum(cy1, ry1) - np.maximum(cy0, ry0), 0) *
+                   np.maximum(np.minimum(cx1, rx1) - np.maximum(cx0, rx0), 0))
+        # may fit: shown - max(overlap - hidden, 0) >= need for every box below, with hidden =
+        # cells_of - shown (exact: integers and one float of the same range)
+        for i in (np.flatnonzero((overlap <= self.cells_of[:n] - need).all(axis=1)) + 1).tolist():
+            if (left := fit(i)) is not None:
                 return i, left
         return None
 
@@ -110,6 +119,7 @@ class Occupancy:
         rows, cols = self._slice(box) if cells is None else (slice(cells[0], cells[1]), slice(cells[2], cells[3]))
         self.top[rows, cols] = idx + 1
         self.rects[:, idx] = rows.start, rows.stop, cols.start, cols.stop
+        self.cells_of[idx] = (rows.stop - rows.start) * (cols.stop - cols.start)
         self.shown[:idx] = shown
         self.shown[idx] = size
         self.total[idx] = max(box[2] * box[3] / self.cell ** 2, 1e-9)
