@@ -1,6 +1,9 @@
+import io
+
 import numpy as np
 import pytest
 from conftest import blob_rgba
+from PIL import Image
 
 from soclake import imaging
 from soclake.errors import RejectedItem
@@ -59,6 +62,21 @@ def test_a_damaged_raw_level_is_an_error_not_pixels():
         imaging.decode_level(data[:8] + (1).to_bytes(4, "big") + data[12:])  # wrong width
     with pytest.raises(ValueError, match="unknown level codec"):
         imaging.encode_level(np.zeros((2, 2, 4), np.uint8), "qoi")
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "RGB", "L", "LA"])
+def test_lossless_webp_levels_decode_to_pillows_pixels(mode):
+    """decode_level reads lossless WebP with OpenCV (faster); the pixels are Pillow's, colour
+    under zero alpha included, and a damaged one is an error."""
+    rgba = np.random.default_rng(2).integers(0, 256, (37, 53, 4), np.uint8)
+    rgba[..., 3][rgba[..., 3] < 60] = 0
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").convert(mode).save(buf, "WEBP", lossless=True, exact=True)
+    data = buf.getvalue()
+    assert data[12:16] == b"VP8L"
+    assert np.array_equal(imaging.decode_level(data), np.asarray(Image.open(io.BytesIO(data)).convert("RGBA")))
+    with pytest.raises((ValueError, RejectedItem)):
+        imaging.decode_level(data[:len(data) // 2])
 
 
 def test_pyramid_levels_have_no_dark_fringe_and_exact_top():

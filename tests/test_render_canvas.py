@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from soclake import imaging
-from soclake.render.compose import Canvas
+from soclake.render.compose import Canvas, pixel_rows
 
 
 class DenseCanvas:
@@ -122,3 +122,11 @@ def test_pixels8_is_the_float_canvas_rounded_after_every_paste(opaque):
         whole = rgb if opaque else cv2.merge([rgb, cv2.convertScaleAbs(canvas.alpha, alpha=255)])
         assert np.array_equal(canvas.pixels8(), whole)
         assert not np.shares_memory(under, canvas.pixels8())  # a rectangle is a copy
+
+
+def test_pixel_rows_passes_rectangles_and_copies_what_opencv_cannot_read():
+    a = np.zeros((10, 12, 4), np.float32)
+    for view, in_place in ((a, True), (a[2:5, 3:9], True), (a[..., :3], False), (a[:, ::-1], False),
+                           (a[::-1], False), (a[:, :, 0], False), (np.zeros((5, 6), np.uint8)[1:3, 2:4], True)):
+        out = pixel_rows(view)
+        assert (out is view) == in_place and np.array_equal(out, view)

@@ -84,7 +84,7 @@ class Canvas:
         """Composite premultiplied rgb with its 8-bit alpha, touching only pixels where it is
         above 0: copied where it is 255, blended (over the canvas) where it is in between.
         The owner is `label` where a8 >= 128."""
-        a, p = a8[src], np.ascontiguousarray(prem[src])
+        a, p = a8[src], pixel_rows(prem[src])
         rgb, alpha = self.rgb[dst], self.alpha[dst]  # views: update the canvas in place
         solid = a == 255
         cv2.copyTo(p, solid.view(np.uint8), rgb)  # writes into the view
@@ -139,6 +139,14 @@ class Canvas:
         return cv2.bitwise_and(rgb, rgb, mask=alpha8)
 
 
+def pixel_rows(a: np.ndarray) -> np.ndarray:
+    """`a` itself if OpenCV can read it in place (each row's pixels contiguous: a rectangle of
+    a contiguous image), else a contiguous copy (a channel subset, a flipped view)."""
+    pixel = a.itemsize * (a.shape[2] if a.ndim == 3 else 1)
+    inner = a.strides[1:] == ((pixel, a.itemsize) if a.ndim == 3 else (a.itemsize,))
+    return a if inner and a.strides[0] >= pixel * a.shape[1] else np.ascontiguousarray(a)
+
+
 def _cover(bg: np.ndarray, crop: list[int], w: int, h: int) -> np.ndarray:
     x, y, cw, ch = crop
     region = bg[y:y + ch, x:x + cw]
@@ -176,7 +184,7 @@ def _straight(prem: np.ndarray, a8: np.ndarray) -> np.ndarray:
     if prem.shape[0] * prem.shape[1] == 1:  # OpenCV reads a 1x1 three-channel array as a scalar
         return np.clip(np.rint(prem * (255 / max(int(a8.flat[0]), 1))), 0, 255).astype(np.uint8)
     inv = cv2.divide(255.0, cv2.max(a8, 1).astype(np.float32))
-    return cv2.convertScaleAbs(prem * inv[..., None])  # float32 products, as OpenCV's multiply makes them
+    return cv2.convertScaleAbs(cv2.multiply(pixel_rows(prem), cv2.cvtColor(inv, cv2.COLOR_GRAY2RGB)))
 
 
 def _paste(canvas: Canvas, mode: str, patch: np.ndarray, prem: np.ndarray, a8: np.ndarray, x: int, y: int,
