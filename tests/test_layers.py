@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# optional extras, and imagecodecs: a 150 ms import only JPEG XL needs
+# optional extras; imagecodecs, a 150 ms import only JPEG XL needs; matplotlib, a 0.4 s import
+# only the audit's plots need (every CLI command would pay it at start)
 OPTIONAL_EXTRAS = {"torch", "diffusers", "transformers", "safetensors", "ray", "httpx", "skimage", "s3fs", "gcsfs",
-                   "imagecodecs"}
+                   "imagecodecs", "matplotlib"}
 
 
 def test_import_contracts_hold():

@@ -11,11 +11,13 @@ import json
 import math
 import os
 from importlib import resources
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from soclake import storage
 from soclake.outputs.audit.terminal import POOL_COLUMNS, SHIFT_COLUMNS, plural
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PAGE = 25  # rows per page a table opens with
 
@@ -115,6 +117,8 @@ def _png(fig: Figure) -> str:
 
 def plots(result: dict) -> list[tuple[str, str]]:
     """Figures drawn without pyplot (no global backend or figure registry is touched)."""
+    # matplotlib is a 0.4 s import only these plots need: every command would pay it at start
+    from matplotlib.figure import Figure
     figures = []
     counts = sorted((r["kept"] for r in result["pool"]["categories"]), reverse=True)
     fig = Figure(figsize=(7, 3.2))
