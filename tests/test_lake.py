@@ -58,3 +58,18 @@ def test_open_connections_follow_new_parts_without_defining_their_views_again(tm
         assert sorted(q("SELECT source FROM rejects")["source"].to_pylist()) == ["a", "b"]
     assert lake.con is con and lake.safe_con is safe
     assert lake.query("SELECT count(*) n FROM category_counts").to_pylist()[0]["n"] == 0  # sql/ views still there
+
+
+def test_a_run_defines_the_lake_views_once(tmp_path, soc_pool, monkeypatch):
+    """A compose run reads the lake through one connection, the sandboxed one its planner
+    needs, and keeps it as parts arrive: the views are defined once (about 0.2 s each)."""
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    ingest(lake, "soc", str(soc_pool), workers=1, progress=False)
+    defined = []
+    real = Lake._define_views
+    monkeypatch.setattr(Lake, "_define_views", lambda self, con, sources: defined.append(1) or real(self, con, sources))
+    run_lake = Lake(lake.root)
+    summary = jobs.run(run_lake, job_spec("once", job={"images": 4, "shard_size": 2}, layout={"width": 64, "height": 64}),
+                       workers=1, progress=False)
+    assert summary.images == 4 and len(defined) == 1
+    assert run_lake.read("SELECT count(*) n FROM committed_images")["n"][0].as_py() == 4

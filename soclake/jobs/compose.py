@@ -101,14 +101,14 @@ def plan(lake: Lake, job: Job, workers: int = 1) -> dict:
 
 def shard_task(lake: Lake, job: Job, shard: int) -> dict:
     """Everything a worker needs to render one shard, resolved in SQL by the main process."""
-    rows = lake.query("SELECT * FROM plan WHERE fingerprint = $fp AND shard = $s ORDER BY image_id",
+    rows = lake.read("SELECT * FROM plan WHERE fingerprint = $fp AND shard = $s ORDER BY image_id",
                       {"fp": job.fingerprint, "s": shard}).to_pylist()
     ids = sorted({sid for r in rows for o in r["objects"] for sid in (o["segment_id"], o["fallback_id"])})
-    segs = lake.query("SELECT segment_id, levels, category, subcategory, short_phrase, description, features, "
+    segs = lake.read("SELECT segment_id, levels, category, subcategory, short_phrase, description, features, "
                       "dominant_color FROM segments WHERE list_contains($ids, segment_id)", {"ids": ids})
     bg_ids = sorted({r["background_id"] for r in rows if r["background_id"]} |
                     {o["source_background_id"] for r in rows for o in r["objects"] if o["source_background_id"]})
-    bgs = lake.query("SELECT background_id, pack, \"offset\", length FROM backgrounds "
+    bgs = lake.read("SELECT background_id, pack, \"offset\", length FROM backgrounds "
                      "WHERE list_contains($ids, background_id)", {"ids": bg_ids})
     return {"lake": lake.ref, "job": job.name, "fingerprint": job.fingerprint, "shard": shard,
             "shard_uri": paths.shard_uri(job.name, job.fingerprint, shard), "code_version": job.code_version,

@@ -43,7 +43,7 @@ def committed_runs(lake: Lake, job: str, planned: bool = False) -> list[Run]:
     sql = "SELECT DISTINCT fingerprint, stage FROM manifest WHERE job = $job"
     if planned:
         sql += " UNION SELECT DISTINCT fingerprint, 'compose' FROM plan WHERE job = $job"
-    rows = lake.query(sql, {"job": job}).to_pylist()
+    rows = lake.read(sql, {"job": job}).to_pylist()
     runs = [Run(job, r["fingerprint"], r["stage"]) for r in rows]
 
     def written(run: Run) -> float:
@@ -90,13 +90,13 @@ def compose_run(lake: Lake, run: Run) -> Run:
 
 
 def _stage_of(lake: Lake, fingerprint: str) -> str:
-    rows = lake.con.execute("SELECT DISTINCT stage FROM manifest WHERE fingerprint = ?", [fingerprint]).fetchall()
+    rows = lake.read_con.execute("SELECT DISTINCT stage FROM manifest WHERE fingerprint = ?", [fingerprint]).fetchall()
     return rows[0][0] if rows else "compose"
 
 
 def job_names(lake: Lake) -> list[str]:
     """Jobs with a plan or a committed shard."""
-    rows = lake.con.execute("SELECT DISTINCT job FROM plan UNION SELECT DISTINCT job FROM manifest ORDER BY 1").fetchall()
+    rows = lake.read_con.execute("SELECT DISTINCT job FROM plan UNION SELECT DISTINCT job FROM manifest ORDER BY 1").fetchall()
     return [r[0] for r in rows]
 
 
@@ -104,7 +104,7 @@ def missing_shards(lake: Lake, run: Run) -> list[int]:
     """Planned shards of a compose run without a commit (stage runs have no plan: [])."""
     if run.stage != "compose":
         return []
-    rows = lake.con.execute("SELECT shards, shards_committed FROM job_status WHERE fingerprint = ? AND stage = 'compose'",
+    rows = lake.read_con.execute("SELECT shards, shards_committed FROM job_status WHERE fingerprint = ? AND stage = 'compose'",
                             [run.fingerprint]).fetchall()
     if not rows:
         return []
@@ -113,13 +113,13 @@ def missing_shards(lake: Lake, run: Run) -> list[int]:
 
 
 def committed_shards(lake: Lake, fingerprint: str, stage: str = "compose") -> set[int]:
-    rows = lake.con.execute("SELECT shard FROM manifest WHERE fingerprint = ? AND stage = ?",
+    rows = lake.read_con.execute("SELECT shard FROM manifest WHERE fingerprint = ? AND stage = ?",
                             [fingerprint, stage]).fetchall()
     return {r[0] for r in rows}
 
 
 def list_jobs(lake: Lake) -> pa.Table:
     """Every job run: stage, fingerprint, images, shards committed, state, bytes and path."""
-    runs = lake.query("SELECT job, stage, fingerprint, images, shards, shards_committed, state, bytes FROM job_status")
+    runs = lake.read("SELECT job, stage, fingerprint, images, shards, shards_committed, state, bytes FROM job_status")
     folders = [paths.shards_folder(j, fp) for j, fp in zip(runs["job"].to_pylist(), runs["fingerprint"].to_pylist())]
     return runs.append_column("path", pa.array(folders, pa.string()))

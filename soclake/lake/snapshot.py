@@ -30,7 +30,7 @@ def pool_snapshot(lake: Lake) -> str:
         for path in lake.table_parts(table):
             key = f"{table}/{posixpath.basename(path)}"
             if key not in cache:
-                row = lake.con.execute(query(f"pool_digest_{table}"), {"part": lake.uri_of(path)}).fetchall()[0]
+                row = lake.read_con.execute(query(f"pool_digest_{table}"), {"part": lake.uri_of(path)}).fetchall()[0]
                 cache[key] = [int(row[0]), row[1], row[2]]
                 fresh = True
             n, lower, upper = n + cache[key][0], lower + int(cache[key][1]), upper + int(cache[key][2])

@@ -55,7 +55,7 @@ def make_plan(lake: Lake, spec: JobSpec, fingerprint: str, workers: int = 1) -> 
         k = np.array([len(templates[i % len(templates)]) for i in range(n_images)], np.int64)
     else:
         k = sampling.objects_per_image(rng, n_images, samp)
-    names = dict(lake.con.execute("SELECT category_id, name FROM categories").fetchall())
+    names = dict(lake.read_con.execute("SELECT category_id, name FROM categories").fetchall())
     cat_index = {names[c]: i for i, c in enumerate(counts.category_id)}
     draws = sampling.draw(rng, counts, k, samp, cat_index, ctx)
     n_cat = counts.n[draws.cat]

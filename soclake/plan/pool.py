@@ -131,11 +131,11 @@ def resolve(lake: Lake, category_id: np.ndarray, rank: np.ndarray, fallback_rank
 
 def distractor_pool(lake: Lake, spec: JobSpec) -> pa.Table:
     sources = spec["pool"]["sources"]
-    return lake.query("SELECT segment_id, width, height, alpha_fraction FROM distractors "
+    return lake.read("SELECT segment_id, width, height, alpha_fraction FROM distractors "
                       "WHERE len($s) = 0 OR list_contains($s, source) ORDER BY segment_id", {"s": sources})
 
 
 def background_pool(lake: Lake, spec: JobSpec) -> pa.Table:
     sources = spec["pool"]["background_sources"]
-    return lake.query("SELECT background_id, width, height FROM backgrounds "
+    return lake.read("SELECT background_id, width, height FROM backgrounds "
                       "WHERE len($s) = 0 OR list_contains($s, source) ORDER BY background_id", {"s": sources})

@@ -47,7 +47,7 @@ def commit_shard(lake: Lake, job: str, fingerprint: str, stage: str, shard: int,
 
 def write_indexes(lake: Lake, job: str, fingerprint: str, stage: str) -> dict:
     """Write the run's index.json and the job's index.json (its newest run) from the manifest."""
-    rows = lake.query("SELECT shard_uri, samples, bytes, sha256 FROM manifest WHERE fingerprint = $fp "
+    rows = lake.read("SELECT shard_uri, samples, bytes, sha256 FROM manifest WHERE fingerprint = $fp "
                       "AND stage = $stage ORDER BY shard", {"fp": fingerprint, "stage": stage}).to_pylist()
     index = None
     for uri in (paths.run_index_uri(job, fingerprint), paths.job_index_uri(job)):

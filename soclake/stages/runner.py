@@ -79,7 +79,7 @@ def run(lake: Lake, spec: JobSpec, workers: int | None = None, progress: bool | 
     params = stage.prepare_params(lake, params)
     source = catalog.current(lake, spec["job"]["input"])
     fp = fingerprint(spec, source.fingerprint, stage.inputs_digest(params))
-    inputs = lake.query("SELECT shard, shard_uri, sha256 FROM manifest WHERE fingerprint = $fp AND stage = $stage "
+    inputs = lake.read("SELECT shard, shard_uri, sha256 FROM manifest WHERE fingerprint = $fp AND stage = $stage "
                         "ORDER BY shard", {"fp": source.fingerprint, "stage": source.stage}).to_pylist()
     done = catalog.committed_shards(lake, fp, name)
     todo = set(runner.in_split(set(r["shard"] for r in inputs) - done, split))
