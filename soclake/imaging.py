@@ -257,6 +257,16 @@ def scaled_size(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, round(width * f)), max(1, round(height * f))
 
 
+def nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero of a 2-D bool (or uint8) mask, in the same row-major order, through
+    OpenCV's findNonZero (about 2x faster)."""
+    points = cv2.findNonZero(mask.view(np.uint8) if mask.dtype == bool else mask)
+    if points is None:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    points = points.reshape(-1, 2)
+    return points[:, 1], points[:, 0]
+
+
 def premultiply(rgba: np.ndarray) -> np.ndarray:
     """An (h, w, 4) float32 array from straight RGBA uint8: rgb * a / 255 and a, in 0..255."""
     rgba = np.ascontiguousarray(rgba)

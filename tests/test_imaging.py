@@ -162,3 +162,11 @@ def test_decode_handles_palette_la_and_16bit():
     ok, enc = cv2.imencode(".png", (rgba.astype(np.uint16) * 257)[..., [2, 1, 0, 3]])
     out = imaging.decode_rgba(enc.tobytes())
     assert np.array_equal(out, rgba)
+
+
+def test_nonzero_is_numpys_in_the_same_order():
+    rng = np.random.default_rng(4)
+    big = rng.random((40, 50)) < 0.3
+    for mask in (big, big[5:20, 7:44], np.zeros((3, 4), bool), np.ones((1, 1), bool), (big * 200).astype(np.uint8)):
+        got, want = imaging.nonzero(mask), np.nonzero(mask)
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))

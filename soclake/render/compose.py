@@ -93,7 +93,7 @@ class Canvas:
         soft = (a > 0) & ~solid
         n_soft = int(np.count_nonzero(soft))
         if n_soft * 4 < soft.size:  # an edge band: blend just those pixels
-            at = np.nonzero(soft)
+            at = imaging.nonzero(soft)
             inv = 1 - a[at].astype(np.float32) * np.float32(1 / 255)
             rgb[at] = rgb[at] * inv[:, None] + p[at]
             if not self.opaque:
@@ -130,9 +130,7 @@ class Canvas:
         """Un-premultiplied 8-bit RGB (colour 0 where the 8-bit alpha is 0). Only pixels whose
         alpha is neither 0 nor 1 need the division: elsewhere the colour is the canvas's."""
         rgb = cv2.cvtColor(self.px8, cv2.COLOR_RGBA2RGB) if not self.opaque else self.px8.copy()
-        points = cv2.findNonZero(cv2.bitwise_and(cv2.compare(self.alpha, 1, cv2.CMP_NE), alpha8))  # x, y; row-major
-        points = np.zeros((0, 2), np.int32) if points is None else points.reshape(-1, 2)
-        soft = (points[:, 1], points[:, 0])
+        soft = imaging.nonzero(cv2.bitwise_and(cv2.compare(self.alpha, 1, cv2.CMP_NE), alpha8))
         if soft[0].size:  # float32 throughout, rounded half to even: what OpenCV's dense form computes
             inv = np.float32(1) / np.maximum(self.alpha[soft], np.float32(1e-6))
             rgb[soft] = np.clip(np.rint(self.rgb[soft] * inv[:, None]), 0, 255).astype(np.uint8)

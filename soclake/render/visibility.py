@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from soclake import imaging
+
 DETAIL_WINDOW = 5
 """Side of the square window over which local detail is compared (pixels)."""
 
@@ -38,7 +40,7 @@ def by_colour(final: np.ndarray, under: np.ndarray, own: np.ndarray, contrast: f
         # nothing) not even that; the few others (soft edges) are measured in exact integers
         word = [x.view(np.uint32)[..., 0] for x in (final, opaque, under)]
         same = within & (word[0] == word[1])
-        rest = np.nonzero(within & ~same)
+        rest = imaging.nonzero(within & ~same)
         if rest[0].size * 4 < within.size:
             over_colour = same & (word[2] != 0)
             shown = same & ~over_colour
