@@ -37,9 +37,11 @@ class PasteTracker:
             return
         inside = alpha8 >= imaging.MASK_THRESHOLD
         region = self.top[dst]  # a view: assignments update the map
-        under = region[inside]
-        if under.size:
-            self.covers.update((z, int(v) - 1) for v in np.flatnonzero(np.bincount(under)) if v)
+        if region.dtype == np.uint8:  # the pastes under it: a masked histogram, without gathering them
+            below = np.flatnonzero(cv2.calcHist([region], [0], inside.view(np.uint8), [256], [0, 256]).ravel())
+        else:
+            below = np.flatnonzero(np.bincount(region[inside]))
+        self.covers.update((z, int(v) - 1) for v in below if v)
         region[inside] = z + 1
         self.boxes[z] = (dst[1].start, dst[0].start, dst[1].stop, dst[0].stop)
         if role != "object":
