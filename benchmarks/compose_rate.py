@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import io
 import os
 import resource
 import shutil
@@ -95,30 +96,34 @@ def timed_run(lake: Lake, s, workers: int, cpu: list | None = None) -> tuple[flo
     return time.perf_counter() - t0, summary
 
 
-def codec_floor(lake: Lake, fingerprint: str, folder: str) -> float:
-    """Seconds per image to decode the levels used and encode the outputs, in one process."""
-    plan = lake.query("SELECT key, objects FROM plan WHERE fingerprint = $fp", {"fp": fingerprint}).to_pylist()
+def codec_floor(lake: Lake, fingerprint: str, folder: str, images: int = 48) -> float:
+    """Seconds per image to decode the levels used and encode the outputs, in one process, over
+    the job's first `images` images (each image's outputs decoded just before it, untimed: a
+    whole job's decoded outputs would bloat this process, and every worker forked after it)."""
+    plan = lake.query("SELECT key, objects FROM plan WHERE fingerprint = $fp ORDER BY image_id LIMIT $n",
+                      {"fp": fingerprint, "n": images}).to_pylist()
     ids = sorted({o["segment_id"] for r in plan for o in r["objects"]})
     levels = {r["segment_id"]: r["levels"] for r in lake.query(
         "SELECT segment_id, levels FROM segments WHERE list_contains($ids, segment_id)", {"ids": ids}).to_pylist()}
-    data = {}
-    for r in plan:
-        data[r["key"]] = [lake.read_range(lv["pack"], lv["offset"], lv["length"])
-                          for o in r["objects"] for lv in [pick_level(levels[o["segment_id"]], o["w"], o["h"])]]
-    outputs = {}
+    encoded = {}
     for shard in sorted(glob.glob(lake.path(folder, "shards", "*.tar"))):
         with tarfile.open(shard) as tar:
             for m in tar:
                 key, _, ext = m.name.partition(".")
                 if ext in ("rgba.png", "pan.png"):
-                    outputs.setdefault(key, {})[ext] = np.asarray(Image.open(tar.extractfile(m)))
-    t0 = time.perf_counter()
-    for key, blobs in data.items():
+                    encoded.setdefault(key, {})[ext] = tar.extractfile(m).read()
+    seconds = 0.0
+    for r in plan:
+        blobs = [lake.read_range(lv["pack"], lv["offset"], lv["length"])
+                 for o in r["objects"] for lv in [pick_level(levels[o["segment_id"]], o["w"], o["h"])]]
+        outputs = {ext: np.asarray(Image.open(io.BytesIO(b))) for ext, b in encoded[r["key"]].items()}
+        t0 = time.perf_counter()
         for b in blobs:
             imaging.decode_level(b)
-        encode_image(outputs[key]["rgba.png"], "png", 95)
-        pngcodec.encode_png(outputs[key]["pan.png"])
-    return (time.perf_counter() - t0) / len(data)
+        encode_image(outputs["rgba.png"], "png", 95)
+        pngcodec.encode_png(outputs["pan.png"])
+        seconds += time.perf_counter() - t0
+    return seconds / len(plan)
 
 
 def main() -> None:
@@ -137,6 +142,8 @@ def main() -> None:
     try:
         for codec in args.codecs.split(","):
             lake = reference_lake(work, args.pool, args.small, categories=30, level_codec=codec)
+            print(f"[level codec {codec}] pool made and ingested: peak RSS of a child process so far "
+                  f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB")
             run_codec(lake, codec, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -172,7 +179,7 @@ def run_codec(lake: Lake, codec: str, args) -> None:
           f"(target <= {FLOOR_TARGET}x)")
     print(f"speed-up vs reference {REFERENCE_S_PER_IMAGE} s/image/core: {REFERENCE_S_PER_IMAGE / best:.1f}x wall, "
           f"{REFERENCE_S_PER_IMAGE / cpu_per_image[1]:.1f}x CPU (target >= 6x, i.e. <= {TARGET_S:.3f} s/image/core)")
-    print(f"peak memory per worker process: {peak_worker_mb:.0f} MB")
+    print(f"peak RSS of a child process so far (ingest and compose workers): {peak_worker_mb:.0f} MB")
 
 
 if __name__ == "__main__":
