@@ -73,3 +73,16 @@ def test_a_run_defines_the_lake_views_once(tmp_path, soc_pool, monkeypatch):
                        workers=1, progress=False)
     assert summary.images == 4 and len(defined) == 1
     assert run_lake.read("SELECT count(*) n FROM committed_images")["n"][0].as_py() == 4
+
+
+def test_a_damaged_first_part_from_another_process_is_named_with_the_fix(tmp_path):
+    """A table that was empty when the views were defined gets a junk part from elsewhere: the
+    next query names the table and `soclake verify --repair`, on both connections."""
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    lake.con, lake.safe_con
+    folder = tmp_path / "lake" / "tables" / "rejects"
+    folder.mkdir(parents=True)
+    (folder / "part-junk.parquet").write_bytes(b"not parquet at all")
+    for open_con in (lambda: lake.con, lambda: lake.safe_con):
+        with pytest.raises(SoclakeError, match="rejects.*verify --repair"):
+            open_con()

@@ -144,24 +144,24 @@ class Lake:
         """The operator's DuckDB connection: one view per table and every view of sql/*.sql,
         with DuckDB's full power (COPY TO anywhere: exports). SQL from anyone else goes to
         safe_connection."""
+        if self._con is not None and self._first_parts_appeared("_con"):
+            self._update_views()  # closes the connection if a new part cannot be read: defined again below
         if self._con is None:
             sources = self._table_sources()
             self._con = self._define_views(sandbox.connect(), sources)
             self._sources["_con"] = sources
-        elif self._first_parts_appeared("_con"):
-            self._update_views()
         return self._con
 
     @property
     def safe_con(self) -> duckdb.DuckDBPyConnection:
         """This lake's sandboxed connection (safe_connection), kept open: the planner defines the
         spec's [pool] where predicate on it."""
+        if self._safe_con is not None and self._first_parts_appeared("_safe_con"):
+            self._update_views()
         if self._safe_con is None:
             sources = self._table_sources()
             self._safe_con = self.safe_connection(sources)
             self._sources["_safe_con"] = sources
-        elif self._first_parts_appeared("_safe_con"):
-            self._update_views()
         return self._safe_con
 
     @property
