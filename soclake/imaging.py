@@ -337,10 +337,10 @@ def decode_level(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         # a lossless WebP (what ingest writes): OpenCV's libwebp decode is about 15% faster
         # than Pillow's, with the same pixels
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is None or arr.shape[:2] != (im.height, im.width):
-            raise ValueError(f"the {im.width}x{im.height} WebP level cannot be decoded (damaged)")
-        return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.ndim == 3 and arr.shape[2] == 4 else
-                            cv2.COLOR_BGR2RGBA if arr.ndim == 3 else cv2.COLOR_GRAY2RGBA)
+        if arr is not None and arr.shape[:2] == (im.height, im.width):
+            return cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA if arr.ndim == 3 and arr.shape[2] == 4 else
+                                cv2.COLOR_BGR2RGBA if arr.ndim == 3 else cv2.COLOR_GRAY2RGBA)
+        # not decodable by OpenCV: Pillow decodes it or says why, as it did for every level
     return np.asarray(im.convert("RGBA") if im.mode != "RGBA" else im)
 
 

@@ -1,4 +1,5 @@
 """Lakes at fsspec URIs: the same ingest, SQL and compose on file:// and memory://."""
+import threading
 import uuid
 
 import pyarrow as pa
@@ -9,6 +10,7 @@ from soclake import Lake, imaging
 from soclake.errors import SoclakeError
 from soclake.ingestion import ingest
 from soclake.jobs import compose as jobs
+from soclake.lake.schemas import table_schema
 
 
 @pytest.mark.parametrize("scheme", ["file", "memory"])
@@ -37,22 +39,22 @@ def test_missing_lake_is_a_clear_error(tmp_path):
         Lake(str(tmp_path / "missing"))
 
 
+def _rejects(source: str) -> pa.Table:
+    row = {name: None for name in table_schema("rejects").names}
+    return pa.Table.from_pylist([{**row, "source": source, "layout": "folders", "stage": "ingest",
+                                  "source_uri": "x.png", "reason": "bad", "ingest_run": "r"}],
+                                schema=table_schema("rejects"))
+
+
 def test_open_connections_follow_new_parts_without_defining_their_views_again(tmp_path):
     """A lake's views read whole table folders, so parts appended by this handle or by another
     process are seen by the open connections (an empty table's view is defined again when its
     first part appears), and a run does not pay for the views of sql/*.sql more than once."""
-    from soclake.lake.schemas import table_schema
     lake = Lake(str(tmp_path / "lake"), create=True)
     con, safe = lake.con, lake.safe_con
-    row = {name: None for name in table_schema("rejects").names}
-
-    def rejects(source: str):
-        return pa.Table.from_pylist([{**row, "source": source, "layout": "folders", "stage": "ingest",
-                                      "source_uri": "x.png", "reason": "bad", "ingest_run": "r"}],
-                                    schema=table_schema("rejects"))
-    lake.append("rejects", rejects("a"))  # this handle: its first part
+    lake.append("rejects", _rejects("a"))  # this handle: its first part
     other = Lake(lake.root)
-    other.append("rejects", rejects("b"))  # another handle (another process): a second part
+    other.append("rejects", _rejects("b"))  # another handle (another process): a second part
     other.append("feedback", pa.Table.from_pylist([], schema=table_schema("feedback")))  # empty: no part
     for q in (lake.query, lambda sql: lake.safe_query(sql)):
         assert sorted(q("SELECT source FROM rejects")["source"].to_pylist()) == ["a", "b"]
@@ -86,3 +88,37 @@ def test_a_damaged_first_part_from_another_process_is_named_with_the_fix(tmp_pat
     for open_con in (lambda: lake.con, lambda: lake.safe_con):
         with pytest.raises(SoclakeError, match="rejects.*verify --repair"):
             open_con()
+
+
+def test_a_damaged_part_among_others_is_named_after_refresh(tmp_path):
+    """refresh() defines again the view of a table whose parts changed, so a junk part written
+    beside good ones is named with the fix, as a fresh connection would name it."""
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    lake.append("rejects", _rejects("a"))
+    lake.query("SELECT count(*) FROM rejects")
+    (tmp_path / "lake" / "tables" / "rejects" / "part-junk.parquet").write_bytes(b"junk")
+    lake.refresh()
+    with pytest.raises(SoclakeError, match="rejects.*verify --repair"):
+        lake.query("SELECT count(*) FROM rejects")
+
+
+def test_a_first_part_noticed_by_one_connection_leaves_the_other_alone(tmp_path):
+    """The app guards its two connections with two locks: noticing a table's first part while
+    using one connection must not redefine (or close) the other, busy in another thread."""
+    lake = Lake(str(tmp_path / "lake"), create=True)
+    safe = lake.safe_con
+    lake.con
+    errors = []
+
+    def busy():
+        try:
+            safe.execute("SELECT sum(i * j) FROM range(30000) t(i), range(30000) u(j)").fetchall()
+        except Exception as e:  # reported below
+            errors.append(e)
+    worker = threading.Thread(target=busy)
+    worker.start()
+    Lake(lake.root).append("rejects", _rejects("b"))
+    assert lake.query("SELECT source FROM rejects")["source"].to_pylist() == ["b"]
+    worker.join()
+    assert errors == [] and lake.safe_con is safe
+    assert lake.safe_query("SELECT source FROM rejects")["source"].to_pylist() == ["b"]

@@ -130,3 +130,10 @@ def test_pixel_rows_passes_rectangles_and_copies_what_opencv_cannot_read():
                            (a[::-1], False), (a[:, :, 0], False), (np.zeros((5, 6), np.uint8)[1:3, 2:4], True)):
         out = pixel_rows(view)
         assert (out is view) == in_place and np.array_equal(out, view)
+
+
+def test_a_one_pixel_transparent_canvas_unpremultiplies():
+    canvas = Canvas(1, 1, None, 1)
+    canvas.paste(np.array([[[60.0, 30.0, 15.0]]], np.float32), np.array([[128]], np.uint8), *canvas.clip(0, 0, 1, 1), 1)
+    alpha8 = cv2.convertScaleAbs(canvas.alpha, alpha=255)
+    assert canvas.straight_rgb(alpha8).tolist() == [[[120, 60, 30]]]

@@ -126,6 +126,13 @@ def test_the_colour_test_within_a_mask_is_the_dense_test(channels):
     final[30:32] = (opaque[30:32].astype(np.int32) + under[30:32]) // 2  # a soft edge
     final[40, 10] = under[40, 10]
     mask = rng.random((h, w)) < 0.8
-    for contrast in (0.0, 12.0, 255.0):
+    mask[31, 3] = True  # a soft pixel exactly sqrt(50) from what lay under: the threshold's precision counts
+    under[31, 3, :3] = np.clip(opaque[31, 3, :3].astype(int) - (5, 5, 0), 0, 255) if opaque[31, 3, 0] >= 5 \
+        and opaque[31, 3, 1] >= 5 else opaque[31, 3, :3] + np.array([5, 5, 0], np.uint8)
+    if channels == 4:
+        under[31, 3, 3] = 255
+    final[31, 3] = opaque[31, 3]
+    final[31, 3, 2] = opaque[31, 3, 2] ^ 1  # one level off the object's colour, far nearer it than the under
+    for contrast in (0.0, 12.0, 255.0, 50 ** 0.5):
         for m in (mask, np.zeros_like(mask), np.ones_like(mask)):
             assert np.array_equal(by_colour(final, under, own, contrast, m), by_colour(final, under, own, contrast) & m)

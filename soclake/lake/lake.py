@@ -11,7 +11,7 @@ import json
 import os
 import uuid
 import warnings
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -39,6 +39,14 @@ def damaged_table(uri: str, table: str, e: Exception) -> SoclakeError:
     return SoclakeError(f"table {table} of {uri} cannot be read ({first}); {REPAIR}")
 
 
+class TableSource(NamedTuple):
+    """What one table's view reads: `source` (the folder's glob, the list of its parts when
+    some are left out, or None for no parts: an empty table of the schema) and the parts it
+    found, so that any change of them defines the view again (and reads their footers)."""
+    source: str | None
+    parts: tuple[str, ...]
+
+
 class Lake:
     """A lake at a root URI (a local folder by default, or any fsspec URI)."""
 
@@ -58,7 +66,7 @@ class Lake:
                 raise SoclakeError(f"cannot create a lake at {self.uri!r}: {e}") from None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._safe_con: duckdb.DuckDBPyConnection | None = None
-        self._sources: dict[str, dict[str, str | None]] = {}  # "_con", "_safe_con" -> what each table view reads
+        self._sources: dict[str, dict[str, TableSource]] = {}  # "_con", "_safe_con" -> what each table view reads
         self._excluded: set[str] = set()
 
     def __repr__(self) -> str:
@@ -145,7 +153,7 @@ class Lake:
         with DuckDB's full power (COPY TO anywhere: exports). SQL from anyone else goes to
         safe_connection."""
         if self._con is not None and self._first_parts_appeared("_con"):
-            self._update_views()  # closes the connection if a new part cannot be read: defined again below
+            self._update_views(("_con",))  # closes it if a new part cannot be read: defined again below
         if self._con is None:
             sources = self._table_sources()
             self._con = self._define_views(sandbox.connect(), sources)
@@ -157,7 +165,7 @@ class Lake:
         """This lake's sandboxed connection (safe_connection), kept open: the planner defines the
         spec's [pool] where predicate on it."""
         if self._safe_con is not None and self._first_parts_appeared("_safe_con"):
-            self._update_views()
+            self._update_views(("_safe_con",))  # only its own: another thread may be using the other
         if self._safe_con is None:
             sources = self._table_sources()
             self._safe_con = self.safe_connection(sources)
@@ -176,7 +184,7 @@ class Lake:
         query (theirs) or safe_query (anyone's)."""
         return self.read_con.sql(sql, params=params).to_arrow_table()
 
-    def safe_connection(self, sources: dict[str, str | None] | None = None) -> duckdb.DuckDBPyConnection:
+    def safe_connection(self, sources: dict[str, TableSource] | None = None) -> duckdb.DuckDBPyConnection:
         """A new connection with the same views that reads nothing but this lake's files: no
         other file, URL, extension, setting or SET (soclake.lake.sandbox). For SQL that is not
         the operator's own: spec predicates, `soclake sql --safe`, any remote console; run
@@ -207,25 +215,28 @@ class Lake:
         self.fs.invalidate_cache()  # object-store listings are cached per filesystem instance
         self._update_views()
 
-    def _update_views(self) -> None:
-        """Bring the open connections up to date with the table folders. A view over a whole
-        folder (a glob DuckDB expands at every query) already sees new parts, so only the
-        views whose source changed (a first part, a part left out) are defined again: views
-        of sql/*.sql cost about 0.2 s to define per connection and stay as they are."""
-        for attr in ("_con", "_safe_con"):
+    def _update_views(self, attrs: tuple[str, ...] = ("_con", "_safe_con")) -> None:
+        """Bring open connections up to date with the table folders. Only the views of tables
+        whose parts changed are defined again (reading those parts' footers, so a damaged one
+        is named with its fix); the views of sql/*.sql, about 0.2 s to define per connection,
+        stay as they are (DuckDB binds them again at every query)."""
+        listing = None
+        for attr in attrs:
             con = getattr(self, attr)
             if con is None:
                 continue
-            sources, old = self._table_sources(), self._sources.pop(attr)
+            listing = listing or self._table_sources()
+            old = self._sources.get(attr, {})
             try:
-                for table, source in sources.items():
-                    if source != old.get(table):
-                        self._define_table(con, table, source)
+                for table, now in listing.items():
+                    if now != old.get(table):
+                        self._define_table(con, table, now.source)
             except SoclakeError:
+                self._sources.pop(attr, None)
                 con.close()  # the next use defines the views again and raises the error there
                 setattr(self, attr, None)
                 continue
-            self._sources[attr] = sources
+            self._sources[attr] = listing
 
     def _first_parts_appeared(self, attr: str) -> bool:
         """On a local lake: has a table that was empty when the connection defined its views
@@ -234,23 +245,22 @@ class Lake:
         object store, where each would be a request, refresh() does it (see its docstring)."""
         if not storage.is_local(self.fs):
             return False
-        for table, source in self._sources[attr].items():
-            if source is None:
+        for table, now in self._sources[attr].items():
+            if now.source is None:
                 with contextlib.suppress(OSError), os.scandir(self.table_dir(table)) as entries:
                     if any(e.name.endswith(".parquet") for e in entries):
                         return True
         return False
 
-    def _table_sources(self) -> dict[str, str | None]:
-        """What each table's view reads: the folder's glob, the list of its parts (some left
-        out by exclude_parts) or None (no parts: an empty table of the schema)."""
-        sources: dict[str, str | None] = {}
+    def _table_sources(self) -> dict[str, TableSource]:
+        sources: dict[str, TableSource] = {}
         for table in table_names():
             all_parts = self.table_parts(table)
             parts = [p for p in all_parts if p not in self._excluded]
-            sources[table] = None if not parts else \
+            source = None if not parts else \
                 sql_string(self.uri_of(storage.join(self.table_dir(table), "*.parquet"))) \
                 if len(parts) == len(all_parts) else sql_list([self.uri_of(p) for p in parts])
+            sources[table] = TableSource(source, tuple(parts))
         return sources
 
     def _define_table(self, con: duckdb.DuckDBPyConnection, table: str, source: str | None) -> None:
@@ -271,7 +281,7 @@ class Lake:
         except duckdb.Error as e:  # DuckDB reads every part's footer here
             raise damaged_table(self.uri, table, e) from None
 
-    def _define_views(self, con: duckdb.DuckDBPyConnection, sources: dict[str, str | None]) -> duckdb.DuckDBPyConnection:
+    def _define_views(self, con: duckdb.DuckDBPyConnection, sources: dict[str, TableSource]) -> duckdb.DuckDBPyConnection:
         if not storage.is_local(self.fs):
             con.register_filesystem(self.fs)
         # DuckDB binds a view when it is created and again at every query: the views of
@@ -288,9 +298,9 @@ class Lake:
         for sql_file in sorted(data_dir("sql").glob("*.sql")):
             con.execute(sql_file.read_text())
         try:
-            for table, source in sources.items():
-                if source is not None:
-                    self._define_table(con, table, source)
+            for table, now in sources.items():
+                if now.source is not None:
+                    self._define_table(con, table, now.source)
         except SoclakeError:
             con.close()
             raise

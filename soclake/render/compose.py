@@ -130,7 +130,7 @@ class Canvas:
         """Un-premultiplied 8-bit RGB (colour 0 where the 8-bit alpha is 0). Only pixels whose
         alpha is neither 0 nor 1 need the division: elsewhere the colour is the canvas's."""
         rgb = cv2.cvtColor(self.px8, cv2.COLOR_RGBA2RGB) if not self.opaque else self.px8.copy()
-        soft = imaging.nonzero(cv2.bitwise_and(cv2.compare(self.alpha, 1, cv2.CMP_NE), alpha8))
+        soft = imaging.nonzero((self.alpha != 1) & (alpha8 > 0))
         if soft[0].size:  # float32 throughout, rounded half to even: what OpenCV's dense form computes
             inv = np.float32(1) / np.maximum(self.alpha[soft], np.float32(1e-6))
             rgb[soft] = np.clip(np.rint(self.rgb[soft] * inv[:, None]), 0, 255).astype(np.uint8)

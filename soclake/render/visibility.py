@@ -51,7 +51,8 @@ def by_colour(final: np.ndarray, under: np.ndarray, own: np.ndarray, contrast: f
                 shown[at] |= over_colour[at] & (to_under >= contrast ** 2) & (to_under > 0)
             if rest[0].size:
                 f, o, u = (x[rest].astype(np.int32) for x in (final, opaque, under))
-                shown[rest] = ((((o - u) ** 2).sum(axis=1) >= contrast ** 2)
+                # the threshold in float32, as the float32 distances of the dense form meet it
+                shown[rest] = ((((o - u) ** 2).sum(axis=1) >= np.float32(contrast ** 2))
                                & (((f - o) ** 2).sum(axis=1) < ((f - u) ** 2).sum(axis=1)))
             return shown
     shown = (_sq_dist(opaque, under) >= contrast ** 2) & (_sq_dist(final, opaque) < _sq_dist(final, under))
