@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from soclake import imaging
-from soclake.render.compose import Canvas, pixel_rows
+from soclake.render.compose import Canvas, _straight, pixel_rows
 
 
 class DenseCanvas:
@@ -137,3 +137,14 @@ def test_a_one_pixel_transparent_canvas_unpremultiplies():
     canvas.paste(np.array([[[60.0, 30.0, 15.0]]], np.float32), np.array([[128]], np.uint8), *canvas.clip(0, 0, 1, 1), 1)
     alpha8 = cv2.convertScaleAbs(canvas.alpha, alpha=255)
     assert canvas.straight_rgb(alpha8).tolist() == [[[120, 60, 30]]]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4, 1), (1, 4), (2, 2), (3, 1), (1, 2)])
+def test_the_straight_colour_of_a_tiny_patch_is_the_large_patchs(shape):
+    """OpenCV reads arrays of up to 4 values as scalars; tiny patches take numpy's route to
+    the same numbers as the same pixels inside a larger patch."""
+    rng = np.random.default_rng(7)
+    a8 = rng.integers(0, 256, (8, 8), np.uint8)
+    prem = (rng.random((8, 8, 3)) * a8[..., None]).astype(np.float32)
+    h, w = shape
+    assert np.array_equal(_straight(prem[:h, :w], a8[:h, :w]), _straight(prem, a8)[:h, :w])

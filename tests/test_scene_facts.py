@@ -14,6 +14,7 @@ from scipy import ndimage
 from soclake import Lake, colour_names
 from soclake.ingestion import ingest
 from soclake.jobs import compose as jobs
+from soclake.render import scene_facts
 from soclake.render.scene_facts import CONTACT_MAX_PX
 from soclake.shards.tar import read_samples
 from soclake.spec.load import resolve
@@ -133,3 +134,15 @@ def test_relight_measures_the_colours_again(sample_lake):
             assert got == inst["colours"]
             changed += inst["colours"] != old["colours"]
     assert changed > 0
+
+
+def test_an_unlabelled_paste_that_shows_nowhere_among_hundreds():
+    """Over 255 pastes the maps are int32; an unlabelled paste whose alpha never reaches the
+    mask threshold is on no pixel, and the scene is measured without it."""
+    tracker = scene_facts.PasteTracker(40, 30, 300)
+    for z in range(299):
+        tracker.record((slice(z % 30, z % 30 + 1), slice(z % 40, z % 40 + 1)), np.full((1, 1), 255, np.uint8), z, "decoy")
+    tracker.record((slice(0, 5), slice(0, 5)), np.full((5, 5), 100, np.uint8), 299, "decoy")  # faint: on no pixel
+    pan = np.zeros((30, 40), np.int32)
+    scene = scene_facts.measure(np.zeros((30, 40, 3), np.uint8), pan, [], tracker, 1)
+    assert 299 not in {u["z"] for u in scene["unlabelled"]} and len(scene["unlabelled"]) > 0

@@ -179,8 +179,9 @@ def _rotate(prem: np.ndarray, angle: float) -> tuple[np.ndarray, int, int]:
 
 def _straight(prem: np.ndarray, a8: np.ndarray) -> np.ndarray:
     """Straight rgb uint8 of premultiplied rgb (0 where the alpha is 0)."""
-    if prem.shape[0] * prem.shape[1] == 1:  # OpenCV reads a 1x1 three-channel array as a scalar
-        return np.clip(np.rint(prem * (255 / max(int(a8.flat[0]), 1))), 0, 255).astype(np.uint8)
+    if a8.size <= 4:  # OpenCV reads an array of up to 4 values as a scalar: the same arithmetic in numpy
+        inv = (255.0 / np.maximum(a8, 1).astype(np.float64)).astype(np.float32)
+        return np.clip(np.rint(prem * inv[..., None]), 0, 255).astype(np.uint8)
     inv = cv2.divide(255.0, cv2.max(a8, 1).astype(np.float32))
     return cv2.convertScaleAbs(cv2.multiply(pixel_rows(prem), cv2.cvtColor(inv, cv2.COLOR_GRAY2RGB)))
 
