@@ -152,25 +152,26 @@ class Lake:
         """The operator's DuckDB connection: one view per table and every view of sql/*.sql,
         with DuckDB's full power (COPY TO anywhere: exports). SQL from anyone else goes to
         safe_connection."""
-        if self._con is not None and self._first_parts_appeared("_con"):
-            self._update_views(("_con",))  # closes it if a new part cannot be read: defined again below
-        if self._con is None:
-            sources = self._table_sources()
-            self._con = self._define_views(sandbox.connect(), sources)
-            self._sources["_con"] = sources
-        return self._con
+        return self._connection("_con", lambda sources: self._define_views(sandbox.connect(), sources))
 
     @property
     def safe_con(self) -> duckdb.DuckDBPyConnection:
         """This lake's sandboxed connection (safe_connection), kept open: the planner defines the
         spec's [pool] where predicate on it."""
-        if self._safe_con is not None and self._first_parts_appeared("_safe_con"):
-            self._update_views(("_safe_con",))  # only its own: another thread may be using the other
-        if self._safe_con is None:
+        return self._connection("_safe_con", self.safe_connection)
+
+    def _connection(self, attr: str, make) -> duckdb.DuckDBPyConnection:
+        """The open connection `attr` ("_con", "_safe_con"), brought up to date if a table got its
+        first part meanwhile (only this one: another thread may be using the other), or a new
+        one from make(sources) when none is open (or the update found a part it cannot read:
+        making it again raises the named error)."""
+        if getattr(self, attr) is not None and self._first_parts_appeared(attr):
+            self._update_views((attr,))
+        if getattr(self, attr) is None:
             sources = self._table_sources()
-            self._safe_con = self.safe_connection(sources)
-            self._sources["_safe_con"] = sources
-        return self._safe_con
+            setattr(self, attr, make(sources))
+            self._sources[attr] = sources
+        return getattr(self, attr)
 
     @property
     def read_con(self) -> duckdb.DuckDBPyConnection:

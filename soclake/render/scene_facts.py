@@ -64,10 +64,8 @@ def _visible_map(pan: np.ndarray, instances: list[dict], tracker: PasteTracker) 
         pan_table[inst["panoptic_id"]] = k + 1
     vis = _lookup(pan, pan_table).astype(dtype, copy=False)
     if unl:
-        # sized for every unlabelled paste, shown or wholly covered
-        top_table = np.zeros(max(int(tracker.top.max()), max(z for z, _ in unl) + 1) + 1, np.int32)
-        if tracker.top.dtype == np.uint8:
-            top_table = np.pad(top_table, (0, max(256 - len(top_table), 0)))
+        size = max(int(tracker.top.max()), max(z for z, _ in unl) + 1) + 1  # every unlabelled paste, shown or not
+        top_table = np.zeros(max(size, 256 if tracker.top.dtype == np.uint8 else 0), np.int32)
         for u, (z, _) in enumerate(unl):
             top_table[z + 1] = n_inst + u + 1
         others = _lookup(tracker.top, top_table).astype(dtype, copy=False)

@@ -34,29 +34,38 @@ def by_colour(final: np.ndarray, under: np.ndarray, own: np.ndarray, contrast: f
     bool mask), pixels outside it are False."""
     opaque = _opaque(own, final)
     if within is not None and final.shape[2] == 4 and contrast <= 255:
-        # RGBA, the common case. Where the final pixel is the object's colour (compared as one
-        # 32-bit word) it is nearer the object than the under unless the two are equal, so only
-        # their distance counts, and over transparency (any colour is at least 255 levels from
-        # nothing) not even that; the few others (soft edges) are measured in exact integers
-        word = [x.view(np.uint32)[..., 0] for x in (final, opaque, under)]
-        same = within & (word[0] == word[1])
-        rest = imaging.nonzero(within & ~same)
-        if rest[0].size * 4 < within.size:
-            over_colour = same & (word[2] != 0)
-            shown = same & ~over_colour
-            x, y, w, h = cv2.boundingRect(over_colour.view(np.uint8))
-            if w:
-                at = (slice(y, y + h), slice(x, x + w))
-                to_under = _sq_dist(opaque[at], under[at])
-                shown[at] |= over_colour[at] & (to_under >= contrast ** 2) & (to_under > 0)
-            if rest[0].size:
-                f, o, u = (x[rest].astype(np.int32) for x in (final, opaque, under))
-                # the threshold in float32, as the float32 distances of the dense form meet it
-                shown[rest] = ((((o - u) ** 2).sum(axis=1) >= np.float32(contrast ** 2))
-                               & (((f - o) ** 2).sum(axis=1) < ((f - u) ** 2).sum(axis=1)))
+        shown = _by_colour_rgba(final, under, opaque, contrast, within)
+        if shown is not None:
             return shown
     shown = (_sq_dist(opaque, under) >= contrast ** 2) & (_sq_dist(final, opaque) < _sq_dist(final, under))
     return shown if within is None else shown & within
+
+
+def _by_colour_rgba(final: np.ndarray, under: np.ndarray, opaque: np.ndarray, contrast: float,
+                    within: np.ndarray) -> np.ndarray | None:
+    """by_colour within a mask on RGBA, the common case (None where most pixels are soft: the
+    dense form is then faster). Where the final pixel is the object's colour (compared as one
+    32-bit word) it is nearer the object than the under unless the two are equal, so only their
+    distance counts, and over transparency (any colour is at least 255 levels from nothing) not
+    even that; the few others (soft edges) are measured in exact integers."""
+    word = [x.view(np.uint32)[..., 0] for x in (final, opaque, under)]
+    same = within & (word[0] == word[1])
+    rest = imaging.nonzero(within & ~same)
+    if rest[0].size * 4 >= within.size:
+        return None
+    over_colour = same & (word[2] != 0)
+    shown = same & ~over_colour
+    x, y, w, h = cv2.boundingRect(over_colour.view(np.uint8))
+    if w:
+        at = (slice(y, y + h), slice(x, x + w))
+        to_under = _sq_dist(opaque[at], under[at])
+        shown[at] |= over_colour[at] & (to_under >= contrast ** 2) & (to_under > 0)
+    if rest[0].size:
+        f, o, u = (v[rest].astype(np.int32) for v in (final, opaque, under))
+        # the threshold in float32, as the float32 distances of the dense form meet it
+        shown[rest] = ((((o - u) ** 2).sum(axis=1) >= np.float32(contrast ** 2))
+                       & (((f - o) ** 2).sum(axis=1) < ((f - u) ** 2).sum(axis=1)))
+    return shown
 
 
 def by_detail(final: np.ndarray, under: np.ndarray, own: np.ndarray, own_alpha: np.ndarray, detail: float) -> np.ndarray:
